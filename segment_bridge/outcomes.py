@@ -1,0 +1,85 @@
+"""What happened to one event: translated, acknowledged, or refused with a reason.
+
+Refusals are values, not exceptions, so every caller (CLI, replay, server, Lambda) can count, log and dead-letter
+them the same way. The dead-letter record shape is shared by every command and is what ``replay`` reads back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from segment_bridge.track import TrackCall
+
+__all__ = ["Outcome", "Refusal", "RefusalReason", "Translation"]
+
+
+class Outcome(StrEnum):
+    """The fate of one event."""
+
+    TRANSLATED = "translated"
+    ACKNOWLEDGED = "acknowledged"
+    REFUSED = "refused"
+
+
+class RefusalReason(StrEnum):
+    """Why an event is not (or was not) delivered to Segment. Each is documented in the README."""
+
+    INVALID_JSON = "invalid_json"
+    INVALID_EVENT = "invalid_event"
+    DEPRECATED_EVENT_TYPE = "deprecated_event_type"
+    NOT_SEGMENT_COMPATIBLE = "not_segment_compatible"
+    UNKNOWN_EVENT_TYPE = "unknown_event_type"
+    MISSING_TIMESTAMP = "missing_timestamp"
+    MISSING_IDENTITY = "missing_identity"
+    MISSING_EVENT_NAME = "missing_event_name"
+    MESSAGE_TOO_LARGE = "message_too_large"
+    MESSAGE_ID_TOO_LONG = "message_id_too_long"
+    DELIVERY_FAILED = "delivery_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A reasoned refusal of one event: what went wrong and what to do about it."""
+
+    reason: RefusalReason
+    message: str
+    hint: str = ""
+    event_id: str | None = None
+    event_type: str | None = None
+
+    def describe(self) -> str:
+        """One readable line for a terminal or a log."""
+        who = f"{self.event_type or '?'} {self.event_id or '?'}"
+        line = f"refused {who}: {self.reason}: {self.message}"
+        return f"{line} Hint: {self.hint}" if self.hint else line
+
+    def dead_letter_record(self, event: Any) -> dict[str, Any]:
+        """The JSON Lines record kept for a refused event; ``event`` is the original CloudEvent or raw line."""
+        return {
+            "reason": str(self.reason),
+            "id": self.event_id,
+            "type": self.event_type,
+            "message": self.message,
+            "hint": self.hint,
+            "event": event,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """The result of translating one CloudEvent.
+
+    Exactly one of ``track`` (translated), ``refusal`` (refused) is set, or neither (acknowledged, e.g. the sink
+    test event, with ``note`` saying why). ``event`` is the original element as decoded (or the raw text when it
+    was not JSON), kept for dead-letter records.
+    """
+
+    outcome: Outcome
+    event: Any = field(repr=False)
+    event_id: str | None = None
+    event_type: str | None = None
+    track: TrackCall | None = None
+    refusal: Refusal | None = None
+    note: str = ""
