@@ -1,0 +1,196 @@
+"""X-Twilio-Signature for JSON bodies (Twilio Event Streams webhook sinks).
+
+Twilio signs a JSON request in two steps:
+
+1. it appends ``bodySHA256=<lower-case hex SHA-256 of the raw body>`` to the query string of the sink URL;
+2. it sends ``X-Twilio-Signature: base64(HMAC-SHA1(auth token, full URL including that query))``.
+
+A request is genuine only if **both** hold: the HMAC matches the URL Twilio called, and the body hashes to
+the ``bodySHA256`` the URL carries. The URL is the public sink URL (what Twilio was configured to call, not
+what a proxy forwarded to us) plus the request's raw query string, byte for byte: re-encoding or re-sorting
+the query (``%20`` versus ``+``, ``'`` versus ``%27``) breaks the signature.
+
+This module is pure: no I/O, no environment, no clock. Failures raise :class:`SignatureCheckFailed` (a
+:class:`~segment_bridge.exceptions.SignatureError`) whose ``check`` names the check that failed; messages
+never carry the token, the signature or the body.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from enum import StrEnum
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+from segment_bridge.exceptions import SignatureError
+
+__all__ = [
+    "BODY_HASH_PARAMETER",
+    "SIGNATURE_HEADER",
+    "SignatureCheck",
+    "SignatureCheckFailed",
+    "body_sha256",
+    "compute_signature",
+    "is_valid",
+    "sign",
+    "signed_url",
+    "verify",
+]
+
+#: The request header Twilio puts the signature in.
+SIGNATURE_HEADER = "X-Twilio-Signature"
+#: The query parameter Twilio adds to the URL for JSON bodies.
+BODY_HASH_PARAMETER = "bodySHA256"
+
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+# Non-UTF-8 bytes in a raw query survive the str round trip unchanged (same handler both ways).
+_URL_ERRORS = "surrogateescape"
+
+
+class SignatureCheck(StrEnum):
+    """The check a request failed; also the ``check`` label of the rejection metric."""
+
+    MISSING_HEADER = "missing_header"
+    MISSING_BODY_HASH = "missing_body_hash"
+    BODY_HASH_MISMATCH = "body_hash_mismatch"
+    SIGNATURE_MISMATCH = "signature_mismatch"
+
+
+_MESSAGES = {
+    SignatureCheck.MISSING_HEADER: f"the request has no {SIGNATURE_HEADER} header",
+    SignatureCheck.MISSING_BODY_HASH: f"the URL has no {BODY_HASH_PARAMETER} query parameter",
+    SignatureCheck.BODY_HASH_MISMATCH: f"the body does not hash to the URL's {BODY_HASH_PARAMETER}",
+    SignatureCheck.SIGNATURE_MISMATCH: (
+        f"{SIGNATURE_HEADER} does not match the URL: check the public URL and the Primary Auth Token"
+    ),
+}
+
+
+class SignatureCheckFailed(SignatureError):
+    """A request failed one signature check; ``check`` says which. Never carries the token or the body."""
+
+    def __init__(self, check: SignatureCheck) -> None:
+        self.check = check
+        super().__init__(f"{check}: {_MESSAGES[check]}")
+
+
+def body_sha256(body: bytes) -> str:
+    """Return the lower-case hex SHA-256 of a raw body, as Twilio puts it in ``bodySHA256``."""
+    return hashlib.sha256(body).hexdigest()
+
+
+def compute_signature(url: str, token: str | bytes) -> str:
+    """Return ``base64(HMAC-SHA1(token, url))``, the ``X-Twilio-Signature`` of a JSON request to ``url``."""
+    key = token.encode() if isinstance(token, str) else token
+    digest = hmac.new(key, url.encode("utf-8", _URL_ERRORS), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def signed_url(public_url: str, raw_query: str | bytes) -> str:
+    """Rebuild the URL Twilio signed from the configured public sink URL and the request's raw query string.
+
+    The public URL's own query (if any) and user-info (Basic auth credentials, which never reach the request
+    line) are dropped: the raw query already holds the destination's query plus ``bodySHA256``, unchanged.
+
+    Args:
+        public_url: the sink destination as configured in Twilio, e.g. ``https://bridge.example.com/events``.
+        raw_query: the query string exactly as received, without the ``?`` (ASGI ``scope["query_string"]``).
+
+    Returns:
+        The URL to verify: ``public_url``'s path, ``?``, the raw query (no ``?`` when the query is empty).
+    """
+    parts = urlsplit(public_url)
+    netloc = parts.netloc.rpartition("@")[2]
+    base = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    query = raw_query.decode("utf-8", _URL_ERRORS) if isinstance(raw_query, bytes) else raw_query
+    return f"{base}?{query}" if query else base
+
+
+def _port_variants(url: str) -> tuple[str, str]:
+    """Return ``url`` without its port and with its port (the scheme's default if none).
+
+    Twilio is inconsistent about the port it signs over (it drops it for HTTPS), so its own validator accepts
+    either form; we do the same. Only the authority is rebuilt: the path and query stay byte for byte.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url, url
+    authority_end = len(rest)
+    for delimiter in "/?#":
+        index = rest.find(delimiter)
+        if index != -1:
+            authority_end = min(authority_end, index)
+    authority, tail = rest[:authority_end], rest[authority_end:]
+    userinfo, at, hostport = authority.rpartition("@")
+    prefix = f"{scheme}{sep}{userinfo}{at}"
+    host, colon, port = hostport.rpartition(":")
+    # A colon inside brackets belongs to an IPv6 literal, not to a port.
+    if not colon or "]" in port or not port.isdigit():
+        host, port = hostport, ""
+    default = _DEFAULT_PORTS.get(scheme.lower())
+    with_port = f"{host}:{port}" if port else (f"{host}:{default}" if default else host)
+    return f"{prefix}{host}{tail}", f"{prefix}{with_port}{tail}"
+
+
+def _query_of(url: str) -> str:
+    return url.partition("?")[2].partition("#")[0]
+
+
+def verify(url: str, body: bytes, signature: str | None, token: str | bytes) -> None:
+    """Check a JSON request's ``X-Twilio-Signature`` and ``bodySHA256``.
+
+    Comparisons are constant time. The HMAC is checked before the body hash, so a forged request costs no
+    hashing of a large body.
+
+    Args:
+        url: the full URL Twilio called, query included (see :func:`signed_url`).
+        body: the raw request body, undecoded.
+        signature: the ``X-Twilio-Signature`` header value, or ``None`` when absent.
+        token: the Primary Auth Token of the account that owns the sink.
+
+    Raises:
+        SignatureCheckFailed: naming the first check that failed (missing header, missing ``bodySHA256``,
+            signature mismatch, body hash mismatch).
+    """
+    if not signature:
+        raise SignatureCheckFailed(SignatureCheck.MISSING_HEADER)
+    # parse_qs takes the first value and percent-decodes it, exactly as twilio's validator reads it.
+    claimed = parse_qs(_query_of(url), errors=_URL_ERRORS).get(BODY_HASH_PARAMETER)
+    if not claimed:
+        raise SignatureCheckFailed(SignatureCheck.MISSING_BODY_HASH)
+    given = signature.encode("utf-8", _URL_ERRORS)
+    # Both variants are always computed so the time taken does not reveal which one matched.
+    matches = [
+        hmac.compare_digest(compute_signature(variant, token).encode(), given)
+        for variant in _port_variants(url)
+    ]
+    if not any(matches):
+        raise SignatureCheckFailed(SignatureCheck.SIGNATURE_MISMATCH)
+    if not hmac.compare_digest(body_sha256(body).encode(), claimed[0].encode("utf-8", _URL_ERRORS)):
+        raise SignatureCheckFailed(SignatureCheck.BODY_HASH_MISMATCH)
+
+
+def is_valid(url: str, body: bytes, signature: str | None, token: str | bytes) -> bool:
+    """Return whether :func:`verify` accepts the request (for callers that only need a yes or no)."""
+    try:
+        verify(url, body, signature, token)
+    except SignatureCheckFailed:
+        return False
+    return True
+
+
+def sign(url: str, body: bytes, token: str | bytes) -> tuple[str, str]:
+    """Sign a request as Twilio does, for tests and benchmarks.
+
+    Args:
+        url: the sink URL, with or without a query of its own.
+        body: the raw body to send.
+        token: the Auth Token to sign with.
+
+    Returns:
+        ``(url_with_bodySHA256, signature)``: the URL to post to and the ``X-Twilio-Signature`` value.
+    """
+    separator = "?" if "?" not in url else "" if url.endswith(("?", "&")) else "&"
+    full = f"{url}{separator}{BODY_HASH_PARAMETER}={body_sha256(body)}"
+    return full, compute_signature(full, token)
