@@ -46,6 +46,7 @@ from segment_bridge.exceptions import (
     RetryableDeliveryError,
 )
 from segment_bridge.outcomes import Refusal, RefusalReason
+from segment_bridge.settings import DEFAULT_HOST, EU_HOST
 from segment_bridge.track import MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, TrackCall
 
 __all__ = [
@@ -66,10 +67,6 @@ __all__ = [
     "send_batch",
 ]
 
-#: Segment's default (US) endpoint base; ``/v1/batch`` is appended.
-DEFAULT_HOST = "https://api.segment.io"
-#: Base URL for EU workspaces. An EU workspace posting to the US host gets 200s and loses every event.
-EU_HOST = "https://events.eu1.segmentapis.com"
 #: Messages per request by default: well under Segment's 2,500 (above which it answers 200 and drops
 #: events), and small enough that a retried or split batch re-sends little.
 DEFAULT_BATCH_MESSAGES = 500

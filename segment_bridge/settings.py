@@ -1,0 +1,161 @@
+"""Settings of the delivery edges, read in one place from explicit arguments and an environment mapping.
+
+Nothing here reads ``os.environ`` or a ``.env`` file on its own: callers pass the mapping (the CLI passes
+``os.environ``, tests pass a dict). Explicit arguments win over the environment.
+
+=========================  ==================================================================================
+``SEGMENT_WRITE_KEY``      the source's write key
+``SEGMENT_WRITE_KEY_FILE`` a file holding the write key (keeps it out of shell history and process listings)
+``SEGMENT_HOST``           base URL, default ``https://api.segment.io``
+``SEGMENT_REGION``         ``us`` or ``eu`` (``eu`` selects ``https://events.eu1.segmentapis.com``)
+``SEGMENT_BRIDGE_MAPPING`` path of a mapping file replacing the packaged default
+=========================  ==================================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+
+from segment_bridge.exceptions import ConfigurationError
+
+__all__ = ["DEFAULT_HOST", "EU_HOST", "REGION_HOSTS", "Settings"]
+
+#: Segment's default (US) endpoint base.
+DEFAULT_HOST = "https://api.segment.io"
+#: Segment's EU endpoint base. An EU workspace posting to the US host sees no error, and no events.
+EU_HOST = "https://events.eu1.segmentapis.com"
+#: ``--region`` / ``SEGMENT_REGION`` values and the base URL each selects.
+REGION_HOSTS: Mapping[str, str] = {"us": DEFAULT_HOST, "eu": EU_HOST}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Where and how to deliver.
+
+    Attributes:
+        write_key: the Segment source's write key, masked in every repr; ``None`` when not configured
+            (fine for dry runs and file output; :meth:`require_write_key` raises otherwise).
+        host: Segment base URL without a trailing slash; ``/v1/batch`` is appended when posting.
+        mapping: a mapping file replacing the packaged default, or ``None``.
+    """
+
+    write_key: SecretStr | None = None
+    host: str = DEFAULT_HOST
+    mapping: Path | None = None
+
+    def require_write_key(self) -> SecretStr:
+        """Return the write key, or raise a one-line :class:`ConfigurationError` saying how to provide it."""
+        if self.write_key is None:
+            raise ConfigurationError(
+                "no Segment write key: set SEGMENT_WRITE_KEY or SEGMENT_WRITE_KEY_FILE "
+                "(or use --dry-run / --out to send nothing)"
+            )
+        return self.write_key
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str],
+        *,
+        write_key: str | SecretStr | None = None,
+        write_key_file: str | Path | None = None,
+        host: str | None = None,
+        region: str | None = None,
+        mapping: str | Path | None = None,
+        require_write_key: bool = False,
+    ) -> Settings:
+        """Build settings from explicit values first, then ``environ``.
+
+        Args:
+            environ: environment variables (pass ``os.environ`` or a dict).
+            write_key: the write key itself (wins over the environment).
+            write_key_file: a file whose content, stripped, is the write key.
+            host: Segment base URL (``--segment-host``).
+            region: ``us`` or ``eu`` (``--region``); conflicts with a different explicit ``host``.
+            mapping: mapping file path (``--mapping``).
+            require_write_key: raise when no write key is found (anything but a dry run or file output).
+
+        Raises:
+            ConfigurationError: a one-line message naming the setting, never its secret value.
+        """
+        key = _write_key(environ, write_key, write_key_file)
+        if require_write_key and key is None:
+            Settings().require_write_key()
+        mapping_value = mapping if mapping is not None else environ.get("SEGMENT_BRIDGE_MAPPING") or None
+        return cls(
+            write_key=key,
+            host=_host(environ, host, region),
+            mapping=Path(mapping_value) if mapping_value is not None else None,
+        )
+
+
+def _write_key(
+    environ: Mapping[str, str], write_key: str | SecretStr | None, write_key_file: str | Path | None
+) -> SecretStr | None:
+    if write_key is not None:
+        value = write_key.get_secret_value() if isinstance(write_key, SecretStr) else write_key
+        return _non_empty(value, "the write key argument")
+    if write_key_file is None:
+        env_key = environ.get("SEGMENT_WRITE_KEY", "")
+        env_file = environ.get("SEGMENT_WRITE_KEY_FILE", "")
+        if env_key and env_file:
+            raise ConfigurationError("set SEGMENT_WRITE_KEY or SEGMENT_WRITE_KEY_FILE, not both")
+        if env_key:
+            return _non_empty(env_key, "SEGMENT_WRITE_KEY")
+        if not env_file:
+            return None
+        write_key_file = env_file
+    path = Path(write_key_file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        # The reason (missing, permission) helps; the content must never be echoed.
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ConfigurationError(f"cannot read the write key file {str(path)!r}: {reason}") from None
+    return _non_empty(text, f"the write key file {str(path)!r}")
+
+
+def _non_empty(value: str, where: str) -> SecretStr:
+    # A trailing newline from `echo KEY > file` is not part of the key; inner whitespace would be an error.
+    stripped = value.strip()
+    if not stripped:
+        raise ConfigurationError(f"{where} is empty")
+    if any(ch.isspace() for ch in stripped):
+        raise ConfigurationError(f"{where} contains whitespace; a write key is a single token")
+    return SecretStr(stripped)
+
+
+def _host(environ: Mapping[str, str], host: str | None, region: str | None) -> str:
+    region_value = region if region is not None else environ.get("SEGMENT_REGION") or None
+    host_value = host if host is not None else environ.get("SEGMENT_HOST") or None
+    region_host: str | None = None
+    if region_value is not None:
+        region_host = REGION_HOSTS.get(region_value.strip().lower())
+        if region_host is None:
+            raise ConfigurationError(f"unknown Segment region {region_value!r}: use one of us, eu")
+    if host_value is None:
+        return region_host or DEFAULT_HOST
+    checked = _check_url(host_value)
+    if region_host is not None and checked != region_host:
+        raise ConfigurationError(
+            f"Segment host {checked!r} contradicts region {region_value!r} ({region_host}); give one of them"
+        )
+    return checked
+
+
+def _check_url(value: str) -> str:
+    stripped = value.strip().rstrip("/")
+    parts = urlsplit(stripped)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"Segment host must be an http(s) URL, got {value!r}")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        # Credentials in the URL would end up in logs; the write key goes in the Authorization header.
+        raise ConfigurationError(
+            "Segment host must be a plain base URL, without credentials, query or fragment"
+        )
+    return stripped
