@@ -1,0 +1,214 @@
+"""The ``segment-bridge`` command line: the only place that prints.
+
+Every command turns bad input into one readable line and an exit code, never a traceback:
+0 every event translated (or delivered) or acknowledged, 1 some event refused, 2 a usage or configuration error,
+3 (``replay``) a batch failed permanently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from segment_bridge import __version__
+from segment_bridge.deadletter import DeadLetterWriter
+from segment_bridge.exceptions import BridgeError, ConfigurationError, MappingError
+from segment_bridge.mapping import CompiledMapping, load_mapping
+from segment_bridge.outcomes import Outcome
+from segment_bridge.sources import iter_records
+from segment_bridge.translate import translate_record
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_DELIVERY_FAILED = 3
+
+_PROG = "segment-bridge"
+
+_TRANSLATE_EPILOG = """\
+examples:
+  segment-bridge translate examples/events.jsonl
+  zcat archive/*.jsonl.gz | segment-bridge translate - > track-calls.jsonl
+  segment-bridge translate --dead-letter refused.jsonl --mapping my-mapping.toml events.json
+
+Each translated event becomes one line on stdout: exactly the JSON object that goes into a Segment /v1/batch
+request's batch[]. Each refused event is one line on stderr (reason, id, type, what to do), and with
+--dead-letter also a JSON Lines record that `segment-bridge replay` accepts once the cause is fixed.
+A one-line summary ends the run on stderr.
+
+exit status: 0 all translated or acknowledged, 1 some refused, 2 usage or configuration error.
+"""
+
+_CHECK_EPILOG = """\
+examples:
+  segment-bridge check-mapping                  # the packaged default
+  segment-bridge check-mapping my-mapping.toml
+
+Validates the file (an unknown key or a typo names the file and the key) and lints it against Segment's naming
+spec: Title Case "Object Action" event names, snake_case property names.
+
+exit status: 0 valid and clean, 1 valid with lint findings, 2 invalid or unreadable.
+"""
+
+
+def _env_default(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+def _add_mapping_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mapping",
+        metavar="PATH",
+        default=_env_default("SEGMENT_BRIDGE_MAPPING"),
+        help="mapping file to use instead of the packaged default (env: SEGMENT_BRIDGE_MAPPING)",
+    )
+    parser.add_argument(
+        "--hash-key-file",
+        metavar="PATH",
+        help="file holding the HMAC key for hashing phone numbers, when the mapping turns hashing on "
+        "(env: SEGMENT_BRIDGE_HASH_KEY holds the key itself)",
+    )
+
+
+def _hash_key(args: argparse.Namespace) -> bytes | None:
+    if args.hash_key_file:
+        try:
+            return Path(args.hash_key_file).read_bytes().strip() or None
+        except OSError as error:
+            raise ConfigurationError(
+                f"cannot read hash key file {args.hash_key_file}: {error.strerror or type(error).__name__}"
+            ) from None
+    key = os.environ.get("SEGMENT_BRIDGE_HASH_KEY")
+    return key.encode() if key else None
+
+
+def load_mapping_from_args(args: argparse.Namespace, err: IO[str]) -> CompiledMapping:
+    """Load the mapping the options name, printing its lint findings as warnings."""
+    mapping = load_mapping(args.mapping, hash_key=_hash_key(args))
+    for finding in mapping.warnings:
+        print(f"{_PROG}: warning: {mapping.source}: {finding}", file=err)
+    return mapping
+
+
+def summary_line(counts: Counter[str], reasons: Counter[str], first: str = "translated") -> str:
+    """``translated 4, acknowledged 1, refused 3 (deprecated_event_type 2, invalid_json 1)``."""
+    refused = sum(reasons.values())
+    detail = ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items()))
+    parts = [f"{first} {counts[first]}", f"acknowledged {counts['acknowledged']}", f"refused {refused}"]
+    return ", ".join(parts) + (f" ({detail})" if detail else "")
+
+
+def _run_translate(args: argparse.Namespace, out: IO[bytes], err: IO[str]) -> int:
+    mapping = load_mapping_from_args(args, err)
+    counts: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    dead_letter = DeadLetterWriter(args.dead_letter) if args.dead_letter else None
+    try:
+        for record in iter_records(args.files or ["-"]):
+            for translation in translate_record(record.raw, mapping):
+                counts[translation.outcome] += 1
+                if translation.track is not None:
+                    out.write(translation.track.body + b"\n")
+                elif translation.refusal is not None:
+                    reasons[translation.refusal.reason] += 1
+                    if not args.quiet:
+                        print(f"{record.name}:{record.line}: {translation.refusal.describe()}", file=err)
+                    if dead_letter is not None:
+                        dead_letter.write(translation.refusal, translation.event)
+        out.flush()
+    finally:
+        if dead_letter is not None:
+            dead_letter.close()
+    print(f"{_PROG}: {summary_line(counts, reasons)}", file=err)
+    return EXIT_REFUSED if counts[Outcome.REFUSED] else EXIT_OK
+
+
+def _run_check_mapping(args: argparse.Namespace, err: IO[str]) -> int:
+    # A placeholder key lets a mapping that turns hashing on be checked; nothing is hashed here.
+    mapping = load_mapping(args.path, hash_key=b"check-mapping")
+    for finding in mapping.warnings:
+        print(f"{mapping.source}: {finding}", file=err)
+    if mapping.warnings:
+        print(f"{_PROG}: {mapping.source}: valid, {len(mapping.warnings)} lint finding(s)", file=err)
+        return EXIT_REFUSED
+    print(
+        f"{_PROG}: {mapping.source}: valid; {len(mapping.spec.events)} event types, "
+        f"{len(mapping.spec.properties)} properties",
+        file=err,
+    )
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    parser = argparse.ArgumentParser(
+        prog=_PROG,
+        description="Twilio Voice call events (Event Streams CloudEvents) into Segment track calls.",
+        epilog="Run `segment-bridge COMMAND --help` for a command's options and examples.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    formatter = argparse.RawDescriptionHelpFormatter
+
+    translate = commands.add_parser(
+        "translate",
+        help="turn CloudEvents (JSON or JSON Lines, .gz too) into Segment track messages on stdout",
+        description="Translate archived Twilio CloudEvents into Segment track messages, one JSON object per line.",
+        epilog=_TRANSLATE_EPILOG,
+        formatter_class=formatter,
+    )
+    translate.add_argument("files", nargs="*", metavar="FILE", help="JSON or JSON Lines input; none or - = stdin")
+    translate.add_argument(
+        "--dead-letter", metavar="PATH", help="append each refused event as a JSON Lines record to PATH"
+    )
+    translate.add_argument("--quiet", "-q", action="store_true", help="no per-refusal lines (the summary stays)")
+    _add_mapping_options(translate)
+
+    check = commands.add_parser(
+        "check-mapping",
+        help="validate and lint a mapping file",
+        description="Validate a mapping file and lint it against Segment's naming spec.",
+        epilog=_CHECK_EPILOG,
+        formatter_class=formatter,
+    )
+    check.add_argument("path", nargs="?", metavar="PATH", help="mapping file (default: the packaged mapping)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    err = sys.stderr
+    try:
+        if args.command == "translate":
+            return _run_translate(args, sys.stdout.buffer, err)
+        if args.command == "check-mapping":
+            return _run_check_mapping(args, err)
+    except MappingError as error:
+        print(f"{_PROG}: error: invalid mapping {error}", file=err)
+        return EXIT_USAGE
+    except BridgeError as error:
+        print(f"{_PROG}: error: {error}", file=err)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python from complaining at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except KeyboardInterrupt:
+        print(f"{_PROG}: interrupted", file=err)
+        return 130
+    parser.error(f"unknown command {args.command!r}")
+    return EXIT_USAGE  # pragma: no cover - parser.error exits
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

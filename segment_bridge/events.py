@@ -1,0 +1,152 @@
+"""CloudEvents 1.0 envelopes as Twilio Event Streams sends them, and the ``Voice.WebhookEvent`` data they carry.
+
+Models are frozen and tolerant where Twilio is loose: unknown CloudEvent attributes and unknown ``data`` fields are
+kept (Twilio adds parameters without notice), ``data`` may arrive as a JSON-encoded string, ``data`` keys may be
+camelCase (``eventSid``) or snake_case (``event_sid``), and ``time`` may be absent (the documentation samples put a
+timestamp in ``datacontenttype`` instead). Nothing here reads the clock: an event's time is only ever its own.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from segment_bridge.exceptions import InvalidEventError
+
+__all__ = [
+    "CallbackRequest",
+    "CallbackResponse",
+    "CloudEvent",
+    "VoiceCallEvent",
+    "format_timestamp",
+    "parse_event",
+    "parse_timestamp",
+    "validation_error_path",
+]
+
+
+class _DataModel(BaseModel):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="allow",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        coerce_numbers_to_str=True,
+    )
+
+
+class CallbackRequest(_DataModel):
+    """Twilio's request to the status-callback URL; ``parameters`` are the callback's form fields."""
+
+    method: str | None = None
+    url: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class CallbackResponse(_DataModel):
+    """The status-callback endpoint's answer, as Twilio recorded it."""
+
+    response_code: int | None = None
+    request_duration: int | None = None
+    content_type: str | None = None
+    response_body: str | None = None
+    date_created: str | None = None
+
+
+class VoiceCallEvent(_DataModel):
+    """``data`` of a ``Voice.WebhookEvent`` (schema v1 and v2 are field-identical)."""
+
+    sid: str
+    request_date_created: str | None = None
+    timestamp: str | None = None
+    event_sid: str | None = None
+    request: CallbackRequest | None = None
+    response: CallbackResponse | None = None
+
+
+class CloudEvent(BaseModel):
+    """A CloudEvents 1.0 envelope. Extension attributes survive in ``model_extra``."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    specversion: str
+    id: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    time: str | None = None
+    # Twilio's documentation samples carry a timestamp here: never trust it as a MIME type.
+    datacontenttype: str | None = None
+    dataschema: str | None = None
+    subject: str | None = None
+    data: Any = None
+
+    @field_validator("specversion")
+    @classmethod
+    def _is_v1(cls, value: str) -> str:
+        if not value.startswith("1."):
+            raise ValueError(f"unsupported CloudEvents specversion {value!r}; expected 1.0")
+        return value
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _decode_string_data(cls, value: Any) -> Any:
+        # Twilio sends some events (the sink test event among them) with data as a JSON-encoded string.
+        if isinstance(value, str):
+            try:
+                return orjson.loads(value)
+            except orjson.JSONDecodeError:
+                return value
+        return value
+
+    @property
+    def schema_version(self) -> int | None:
+        """The trailing version number of ``dataschema`` (``…/Voice.WebhookEvent/2`` → 2), if any."""
+        tail = (self.dataschema or "").rstrip("/").rpartition("/")[2]
+        return int(tail) if tail.isdigit() else None
+
+
+def validation_error_path(error: ValidationError, prefix: str = "") -> tuple[str, str]:
+    """Return ``(dotted field path, message)`` for the first problem of a pydantic error."""
+    first = error.errors(include_url=False, include_input=False)[0]
+    path = ".".join(str(part) for part in (prefix, *first["loc"]) if part != "")
+    return path, first["msg"]
+
+
+def parse_event(obj: Any) -> CloudEvent:
+    """Validate one decoded JSON element as a CloudEvent.
+
+    Raises:
+        InvalidEventError: the element is not a CloudEvent; ``path`` names the offending field.
+    """
+    if not isinstance(obj, dict):
+        raise InvalidEventError(f"expected a CloudEvent object, got {type(obj).__name__}")
+    try:
+        return CloudEvent.model_validate(obj)
+    except ValidationError as error:
+        path, message = validation_error_path(error)
+        raise InvalidEventError(message, path) from None
+
+
+def parse_timestamp(value: str, *, rfc2822: bool = False) -> datetime:
+    """Parse an ISO-8601 (or, with ``rfc2822``, an RFC 2822) timestamp as an aware UTC datetime.
+
+    A timestamp without an offset is taken as UTC: Twilio writes every time in UTC.
+
+    Raises:
+        ValueError: the text is not a timestamp of that form.
+    """
+    parsed = parsedate_to_datetime(value) if rfc2822 else datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """Write an aware datetime as ISO-8601 UTC with milliseconds, e.g. ``2025-01-01T00:00:00.000Z``."""
+    utc = moment.astimezone(UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"

@@ -1,0 +1,202 @@
+"""Translate Twilio CloudEvents into Segment ``track`` calls, or into reasoned refusals.
+
+This is the pure heart of the bridge: bytes or decoded JSON in, :class:`Translation` values out. It never raises
+for bad input, never does I/O, and never reads the clock; every event comes back translated, acknowledged (the sink
+test event) or refused with a :class:`RefusalReason`, so callers can count, log and dead-letter each one.
+
+Segment answers 200 and then silently drops messages without identity or event name, duplicates, and oversized
+messages; :func:`check_track_message` refuses those here, before anything is sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from segment_bridge import __version__
+from segment_bridge.catalog import EventSupport, classify
+from segment_bridge.events import (
+    CloudEvent,
+    VoiceCallEvent,
+    format_timestamp,
+    parse_timestamp,
+    validation_error_path,
+)
+from segment_bridge.mapping import CompiledMapping, load_mapping
+from segment_bridge.outcomes import Outcome, Refusal, RefusalReason, Translation
+from segment_bridge.track import MAX_MESSAGE_BYTES, MAX_MESSAGE_ID_LENGTH, TrackCall, message_id_for
+
+__all__ = ["check_track_message", "translate", "translate_event", "translate_record"]
+
+_LIBRARY = {"name": "segment-bridge", "version": __version__}
+_REFUSAL_REASONS = {
+    EventSupport.DEPRECATED: RefusalReason.DEPRECATED_EVENT_TYPE,
+    EventSupport.NOT_SEGMENT_COMPATIBLE: RefusalReason.NOT_SEGMENT_COMPATIBLE,
+    EventSupport.UNKNOWN: RefusalReason.UNKNOWN_EVENT_TYPE,
+}
+
+
+def _refuse(
+    element: Any,
+    reason: RefusalReason,
+    message: str,
+    hint: str = "",
+    event_id: str | None = None,
+    event_type: str | None = None,
+) -> Translation:
+    refusal = Refusal(reason, message, hint, event_id, event_type)
+    return Translation(Outcome.REFUSED, element, event_id, event_type, refusal=refusal)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _event_time(event: CloudEvent, data: dict[str, Any], params: dict[str, Any]) -> tuple[str, str] | str:
+    """The event's own time as ``(iso, "")``, or an error text naming the field; never the time of processing."""
+    candidates = (
+        ("time", event.time, False),
+        ("data.timestamp", data.get("timestamp"), False),
+        ("data.request.parameters.Timestamp", params.get("Timestamp") or params.get("timestamp"), True),
+    )
+    for path, value, rfc2822 in candidates:
+        if value is None or value == "":
+            continue
+        try:
+            return format_timestamp(parse_timestamp(str(value), rfc2822=rfc2822)), ""
+        except (ValueError, TypeError, IndexError, OverflowError):
+            return f"{path}: not a valid {'RFC 2822' if rfc2822 else 'ISO-8601'} timestamp: {str(value)[:64]!r}"
+    return ""
+
+
+def check_track_message(call: TrackCall) -> Refusal | None:
+    """Refuse a message that Segment would accept with 200 and then drop; ``None`` when it is sendable."""
+    message = call.message
+    reason: RefusalReason | None = None
+    if not (message.get("anonymousId") or message.get("userId")):
+        reason, text = RefusalReason.MISSING_IDENTITY, "no anonymousId or userId: Segment drops it"
+        hint = "Add a source to [identity] anonymous_id in the mapping that is present on every event."
+    elif not message.get("event"):
+        reason, text = (
+            RefusalReason.MISSING_EVENT_NAME,
+            "no event name: Segment drops a track call without one",
+        )
+        hint = f"Add {call.event_type!r} to [events] in the mapping."
+    elif len(call.message_id) > MAX_MESSAGE_ID_LENGTH:
+        reason = RefusalReason.MESSAGE_ID_TOO_LONG
+        text = f"messageId is {len(call.message_id)} characters; Segment keeps at most {MAX_MESSAGE_ID_LENGTH}"
+        hint = "Shorten message_id_prefix in the mapping."
+    elif call.size > MAX_MESSAGE_BYTES:
+        reason = RefusalReason.MESSAGE_TOO_LARGE
+        text = f"message is {call.size} bytes; Segment drops messages over {MAX_MESSAGE_BYTES} bytes"
+        hint = "Map fewer or smaller properties (large data fields such as responseBody do not belong in Segment)."
+    if reason is None:
+        return None
+    return Refusal(reason, text, hint, call.event_id, call.event_type)
+
+
+def translate_event(element: Any, mapping: CompiledMapping) -> Translation:
+    """Translate one decoded CloudEvent (a JSON object) into a :class:`Translation`. Never raises."""
+    if not isinstance(element, dict):
+        return _refuse(
+            element,
+            RefusalReason.INVALID_EVENT,
+            f"expected a CloudEvent object, got {type(element).__name__}",
+        )
+    event_id = _str_or_none(element.get("id"))
+    event_type = _str_or_none(element.get("type"))
+    if event_type is None:
+        return _refuse(
+            element,
+            RefusalReason.INVALID_EVENT,
+            "type: a CloudEvent needs a non-empty string 'type'",
+            event_id=event_id,
+        )
+    entry = classify(event_type)
+    if entry.support is EventSupport.TEST_EVENT:
+        return Translation(Outcome.ACKNOWLEDGED, element, event_id, event_type, note=entry.message)
+    if entry.support is not EventSupport.SUPPORTED:
+        return _refuse(element, _REFUSAL_REASONS[entry.support], entry.message, entry.hint, event_id, event_type)
+    return _translate_supported(element, mapping, event_id, event_type)
+
+
+def _translate_supported(
+    element: dict[str, Any], mapping: CompiledMapping, event_id: str | None, event_type: str
+) -> Translation:
+    try:
+        event = CloudEvent.model_validate(element)
+    except ValidationError as error:
+        path, text = validation_error_path(error)
+        return _refuse(element, RefusalReason.INVALID_EVENT, f"{path}: {text}", "", event_id, event_type)
+    try:
+        VoiceCallEvent.model_validate(event.data)
+    except ValidationError as error:
+        path, text = validation_error_path(error, "data")
+        return _refuse(element, RefusalReason.INVALID_EVENT, f"{path}: {text}", "", event_id, event_type)
+    data: dict[str, Any] = event.data
+    request = data.get("request")
+    params = request.get("parameters") if isinstance(request, dict) else None
+    if not isinstance(params, dict):
+        params = {}
+    moment = _event_time(event, data, params)
+    if isinstance(moment, str):
+        if moment:
+            return _refuse(element, RefusalReason.INVALID_EVENT, moment, "", event.id, event_type)
+        return _refuse(
+            element,
+            RefusalReason.MISSING_TIMESTAMP,
+            "no event time in time, data.timestamp or the Timestamp parameter",
+            "The bridge never stamps events with the time of processing; fix the producer or the archive.",
+            event.id,
+            event_type,
+        )
+    anonymous_id, user_id = mapping.identity(element, data, params)
+    message: dict[str, Any] = {"type": "track"}
+    name = mapping.event_name(event_type)
+    if name:
+        message["event"] = name
+    if user_id is not None:
+        message["userId"] = user_id
+    if anonymous_id is not None:
+        message["anonymousId"] = anonymous_id
+    message["properties"] = mapping.properties(element, data, params)
+    message["timestamp"] = moment[0]
+    message["context"] = {"library": dict(_LIBRARY)}
+    message["messageId"] = message_id_for(event.source, event.id, event_type, mapping.spec.message_id_prefix)
+    call = TrackCall.from_message(message, event.id, event_type)
+    refusal = check_track_message(call)
+    if refusal is not None:
+        return Translation(Outcome.REFUSED, element, event.id, event_type, refusal=refusal)
+    return Translation(Outcome.TRANSLATED, element, event.id, event_type, track=call)
+
+
+def translate_record(raw: str | bytes, mapping: CompiledMapping) -> list[Translation]:
+    """Translate one HTTP body or one JSON Lines line: a CloudEvent object or a JSON array of them.
+
+    Text that is not JSON comes back as one ``invalid_json`` refusal carrying the raw text; an array yields one
+    translation per element, in order.
+    """
+    try:
+        decoded = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        return [_refuse(text, RefusalReason.INVALID_JSON, f"not JSON: {error.msg} at position {error.pos}")]
+    if isinstance(decoded, list):
+        if not decoded:
+            return [_refuse(decoded, RefusalReason.INVALID_EVENT, "an empty JSON array holds no CloudEvent")]
+        return [translate_event(element, mapping) for element in decoded]
+    return [translate_event(decoded, mapping)]
+
+
+_DEFAULT: list[CompiledMapping] = []
+
+
+def translate(raw: str | bytes, mapping: CompiledMapping | None = None) -> list[Translation]:
+    """Translate a body or line with ``mapping``, or the packaged default mapping (loaded once)."""
+    if mapping is None:
+        if not _DEFAULT:
+            _DEFAULT.append(load_mapping())
+        mapping = _DEFAULT[0]
+    return translate_record(raw, mapping)
