@@ -118,7 +118,7 @@ class StandIn:
         """Bind 127.0.0.1 on a free port and serve in a daemon thread."""
         if self._server is not None:
             raise RuntimeError("stand-in already started")
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        server = _QuietServer(("127.0.0.1", 0), _make_handler(self))
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="segment-standin", daemon=True)
@@ -230,6 +230,16 @@ class StandIn:
         with self._lock:
             self._accepted.update(accepted)
             self._violations.extend(problems)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that gave up (timeout, closed connection) is expected here, not an error worth a traceback."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
 
 
 def _shape_problem(message: Any) -> str:

@@ -1,0 +1,464 @@
+"""The replay engine: archived events -> translate -> batches -> delivery, streamed, with a resumable checkpoint.
+
+Memory stays bounded whatever the input size: records are read lazily, at most ``concurrency`` batches are in
+flight, delivered messages are counted rather than kept, and the checkpoint window holds only positions that still
+have messages in flight.
+
+Every event ends in exactly one count of :class:`ReplaySummary`: delivered (Segment answered 2xx),
+acknowledged (nothing to send, e.g. the sink test event), refused (by the core, with a reason) or failed (its
+batch was not accepted after retries). Refused and failed events go to the dead-letter file when one is given.
+
+**Checkpoint.** A position (``file index, line``) is *resolved* once every event read from it is delivered,
+refused, acknowledged, or failed and written to the dead-letter file. :class:`Checkpoint` stores the last position
+up to which everything is resolved, atomically (temporary file + ``os.replace``), at most every ``interval``
+seconds and at the end. A replay killed at any moment (even ``SIGKILL``) and run again with the same checkpoint
+skips only resolved positions, so it loses nothing; it re-sends at most what was in flight or resolved since the
+last save, which Segment deduplicates by ``messageId``. A failed event with no dead-letter file never resolves, so
+the checkpoint stops before it and the next run tries it again.
+
+No argument parsing or printing here: the CLI draws progress through the ``progress`` hook and maps
+:attr:`ReplaySummary.exit_code` to its exit status.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from segment_bridge.deadletter import DeadLetterWriter
+from segment_bridge.delivery import (
+    DEFAULT_BATCH_MESSAGES,
+    BatchResult,
+    Clock,
+    RetryPolicy,
+    Sleep,
+    Transport,
+    failure_refusal,
+    send_batch,
+)
+from segment_bridge.exceptions import ConfigurationError
+from segment_bridge.mapping import CompiledMapping
+from segment_bridge.outcomes import Translation
+from segment_bridge.sources import Record, iter_records
+from segment_bridge.track import MAX_BATCH_BYTES, TrackCall
+from segment_bridge.translate import translate_record
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_REFUSED",
+    "Checkpoint",
+    "Position",
+    "RecordTranslations",
+    "ReplaySummary",
+    "replay",
+    "replay_files",
+]
+
+#: A place in the input: (file index, 1-based line). Positions only grow along the input.
+Position = tuple[int, int]
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_FAILED = 3
+
+_PROGRESS_EVERY = 1_000  # records between progress calls when no batch completes (e.g. all refused)
+_CHECKPOINT_VERSION = 1
+
+
+@dataclass(slots=True)
+class ReplaySummary:
+    """Counts of a replay, updated as it runs (the ``progress`` hook receives this object).
+
+    Attributes:
+        records: input positions read (after the checkpoint).
+        skipped: input positions skipped because the checkpoint says they were done.
+        events: events read from those records.
+        delivered: messages Segment accepted.
+        acknowledged: events with nothing to send (the sink test event).
+        refused: events refused by the core, by reason.
+        failed: messages whose batch Segment did not accept after retries (``delivery_failed``).
+        batches: requests' worth of batches finished, split halves included.
+        failed_batches: batches that failed for good.
+        dead_lettered: records written to the dead-letter file.
+        checkpoint: the last position up to which everything is resolved, or ``None``.
+    """
+
+    records: int = 0
+    skipped: int = 0
+    events: int = 0
+    delivered: int = 0
+    acknowledged: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    failed: int = 0
+    batches: int = 0
+    failed_batches: int = 0
+    dead_lettered: int = 0
+    checkpoint: Position | None = None
+
+    @property
+    def refused_total(self) -> int:
+        """Events refused by the core, all reasons together."""
+        return sum(self.refused.values())
+
+    @property
+    def exit_code(self) -> int:
+        """3 when any batch failed for good, else 1 when any event was refused, else 0."""
+        if self.failed_batches:
+            return EXIT_FAILED
+        if self.refused_total:
+            return EXIT_REFUSED
+        return EXIT_OK
+
+
+class Checkpoint:
+    """A replay's resume point in a small JSON file, replaced atomically.
+
+    Args:
+        path: the checkpoint file.
+        key: identifies the inputs (e.g. their names); a checkpoint written for other inputs is refused.
+        interval: least seconds between two saves during a run (the final save always happens).
+        clock: monotonic seconds, for the interval.
+    """
+
+    def __init__(
+        self, path: str | Path, *, key: str = "", interval: float = 0.5, clock: Clock = time.monotonic
+    ) -> None:
+        self.path = Path(path)
+        self.key = key
+        self.interval = interval
+        self._clock = clock
+        self._saved: Position | None = None
+        self._last_save = float("-inf")
+
+    def __repr__(self) -> str:
+        return f"Checkpoint({str(self.path)!r})"
+
+    def load(self) -> Position | None:
+        """The saved position, or ``None`` when there is no checkpoint yet.
+
+        Raises:
+            ConfigurationError: the file is unreadable, malformed, or was written for other inputs.
+        """
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read checkpoint {str(self.path)!r}: {exc.strerror}") from None
+        try:
+            data = orjson.loads(raw)
+            position = data["position"]
+            loaded: Position = (int(position[0]), int(position[1]))
+            key = str(data.get("key", ""))
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError):
+            raise ConfigurationError(f"checkpoint {str(self.path)!r} is not a segment-bridge checkpoint") from None
+        if key != self.key:
+            raise ConfigurationError(
+                f"checkpoint {str(self.path)!r} was written for other inputs; remove it to start over"
+            )
+        self._saved = loaded
+        return loaded
+
+    def save(self, position: Position, *, force: bool = False) -> bool:
+        """Store ``position`` unless it is already stored or the last save is too recent; say if it wrote.
+
+        The temporary file is flushed to disk before it replaces the old one, so the checkpoint on disk is
+        always a complete file, old or new, even after a power cut.
+        """
+        if position == self._saved:
+            return False
+        now = self._clock()
+        if not force and now - self._last_save < self.interval:
+            return False
+        data = orjson.dumps({"version": _CHECKPOINT_VERSION, "key": self.key, "position": list(position)})
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            with tmp.open("wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot write checkpoint {str(self.path)!r}: {exc.strerror}") from None
+        self._saved = position
+        self._last_save = now
+        return True
+
+
+class _Slot:
+    """One input position in the checkpoint window: how many of its messages are still unresolved."""
+
+    __slots__ = ("complete", "pending", "position")
+
+    def __init__(self, position: Position) -> None:
+        self.position = position
+        self.pending = 0
+        self.complete = False  # every event of this position has been read
+
+
+class _Window:
+    """Positions not yet known to be resolved, in input order; the front ones resolve the checkpoint.
+
+    Between two positions with pending messages at most one resolved position is kept (the last of a run),
+    so the window is bounded by the messages in flight, not by the input.
+    """
+
+    def __init__(self) -> None:
+        self._slots: deque[_Slot] = deque()
+        self.resolved: Position | None = None
+
+    def open(self, position: Position) -> _Slot:
+        self._close_tail()
+        slot = _Slot(position)
+        self._slots.append(slot)
+        return slot
+
+    def finish(self) -> None:
+        self._close_tail()
+        self.advance()
+
+    def _close_tail(self) -> None:
+        if not self._slots:
+            return
+        tail = self._slots[-1]
+        tail.complete = True
+        if tail.pending == 0 and len(self._slots) >= 2:
+            before = self._slots[-2]
+            if before.complete and before.pending == 0:
+                # A run of resolved positions: only its last matters for the checkpoint.
+                before.position = tail.position
+                self._slots.pop()
+
+    def advance(self) -> Position | None:
+        while self._slots and self._slots[0].complete and self._slots[0].pending == 0:
+            self.resolved = self._slots.popleft().position
+        return self.resolved
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A batch in flight: each message with the original event (for dead-letter records) and its slot."""
+
+    calls: list[TrackCall] = field(default_factory=list)
+    events: list[Any] = field(default_factory=list)
+    slots: list[_Slot] = field(default_factory=list)
+    size: int = 0
+
+
+def replay(
+    items: Iterable[tuple[Position, Translation]],
+    transport: Transport,
+    *,
+    policy: RetryPolicy | None = None,
+    concurrency: int = 4,
+    max_messages: int = DEFAULT_BATCH_MESSAGES,
+    max_bytes: int = MAX_BATCH_BYTES,
+    dead_letter: DeadLetterWriter | None = None,
+    checkpoint: Checkpoint | None = None,
+    progress: Callable[[ReplaySummary], None] | None = None,
+    sleep: Sleep = time.sleep,
+    clock: Clock = time.monotonic,
+) -> ReplaySummary:
+    """Deliver the translations of an input stream, ``concurrency`` batches at a time.
+
+    Args:
+        items: ``(position, translation)`` pairs in input order; one position may carry several translations
+            (a JSON array). Items at or before the checkpoint's saved position are skipped.
+        transport: where batches go (Segment, dry run, file).
+        policy: retries per batch.
+        concurrency: most batches in flight at once (threads).
+        max_messages: most messages per batch.
+        max_bytes: most serialized message bytes per batch.
+        dead_letter: where refused and failed events are recorded; without one, failed events hold the
+            checkpoint back so a later run retries them.
+        checkpoint: resume point, loaded first and saved as positions resolve.
+        progress: called with the live summary after each finished batch and every 1,000 records.
+        sleep: how retries wait (tests inject a recorder).
+        clock: monotonic seconds for the retry budget.
+
+    Returns:
+        The final counts; ``summary.checkpoint`` is the last resolved position.
+
+    Raises:
+        ConfigurationError: the checkpoint or dead-letter file cannot be read or written.
+    """
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    if not 1 <= max_messages <= 2_500:
+        raise ValueError("max_messages must be between 1 and 2500")
+    policy = policy if policy is not None else RetryPolicy()
+    summary = ReplaySummary()
+    resume = checkpoint.load() if checkpoint is not None else None
+    summary.checkpoint = resume
+    window = _Window()
+    in_flight: dict[Future[list[BatchResult]], _Pending] = {}
+    current = _Pending()
+    slot: _Slot | None = None
+
+    def settle(done: Iterable[Future[list[BatchResult]]]) -> None:
+        for future in done:
+            pending = in_flight.pop(future)
+            _settle(pending, future.result(), summary, dead_letter)
+        position = window.advance()
+        if position is not None:
+            summary.checkpoint = position
+            if checkpoint is not None:
+                checkpoint.save(position)
+        if progress is not None:
+            progress(summary)
+
+    def submit(pool: ThreadPoolExecutor, batch: _Pending) -> None:
+        # Bounded in-flight batches: wait for one to finish before sending another.
+        while len(in_flight) >= concurrency:
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            settle(done)
+        future = pool.submit(send_batch, transport, batch.calls, policy, sleep=sleep, clock=clock)
+        in_flight[future] = batch
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="segment-bridge-replay") as pool:
+        try:
+            for position, translation in items:
+                if resume is not None and position <= resume:
+                    if slot is None or slot.position != position:
+                        summary.skipped += 1
+                        slot = _Slot(position)  # a throwaway marker so each skipped position counts once
+                    continue
+                if slot is None or slot.position != position:
+                    slot = window.open(position)
+                    summary.records += 1
+                    if progress is not None and summary.records % _PROGRESS_EVERY == 0:
+                        if in_flight:
+                            settle([f for f in list(in_flight) if f.done()])
+                        else:
+                            progress(summary)
+                summary.events += 1
+                call = translation.track
+                if call is not None:
+                    added = call.size + (1 if current.calls else 0)
+                    if current.calls and (len(current.calls) >= max_messages or current.size + added > max_bytes):
+                        submit(pool, current)
+                        current, added = _Pending(), call.size
+                    current.calls.append(call)
+                    current.events.append(translation.event)
+                    current.slots.append(slot)
+                    current.size += added
+                    slot.pending += 1
+                elif translation.refusal is not None:
+                    summary.refused[str(translation.refusal.reason)] += 1
+                    if dead_letter is not None:
+                        dead_letter.write(translation.refusal, translation.event)
+                        summary.dead_lettered += 1
+                else:
+                    summary.acknowledged += 1
+            if current.calls:
+                submit(pool, current)
+                current = _Pending()
+            window.finish()
+            while in_flight:
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                settle(done)
+        finally:
+            # On an error or interrupt, stop sending; what was resolved so far is still saved below.
+            pool.shutdown(wait=True, cancel_futures=True)
+            final = window.advance()
+            if final is not None:
+                summary.checkpoint = final
+                if checkpoint is not None:
+                    checkpoint.save(final, force=True)
+    if progress is not None:
+        progress(summary)
+    return summary
+
+
+def _settle(
+    pending: _Pending,
+    results: Sequence[BatchResult],
+    summary: ReplaySummary,
+    dead_letter: DeadLetterWriter | None,
+) -> None:
+    """Count a finished batch's outcomes and release its messages' slots."""
+    index = {id(call): i for i, call in enumerate(pending.calls)}
+    for result in results:
+        summary.batches += 1
+        if result.error is None:
+            summary.delivered += len(result.calls)
+            for call in result.calls:
+                pending.slots[index[id(call)]].pending -= 1
+            continue
+        summary.failed_batches += 1
+        summary.failed += len(result.calls)
+        for call in result.calls:
+            i = index[id(call)]
+            if dead_letter is None:
+                continue  # unresolved on purpose: the checkpoint must not pass an event with no record
+            dead_letter.write(failure_refusal(call, result.error, result.attempts), pending.events[i])
+            summary.dead_lettered += 1
+            pending.slots[i].pending -= 1
+
+
+class RecordTranslations:
+    """Translate input records lazily into ``(position, translation)`` pairs for :func:`replay`.
+
+    Records at or before ``after`` are skipped *before* translation, so resuming a long replay is quick;
+    :attr:`skipped` counts them.
+
+    Args:
+        records: input records, e.g. from :func:`segment_bridge.sources.iter_records`.
+        mapping: the compiled mapping.
+        after: skip records at or before this position.
+    """
+
+    def __init__(self, records: Iterable[Record], mapping: CompiledMapping, *, after: Position | None = None):
+        self._records = records
+        self._mapping = mapping
+        self.after = after
+        self.skipped = 0
+
+    def __iter__(self) -> Iterator[tuple[Position, Translation]]:
+        after = self.after
+        for record in self._records:
+            position = (record.file_index, record.line)
+            if after is not None and position <= after:
+                self.skipped += 1
+                continue
+            for translation in translate_record(record.raw, self._mapping):
+                yield position, translation
+
+
+def replay_files(
+    names: Sequence[str],
+    mapping: CompiledMapping,
+    transport: Transport,
+    *,
+    checkpoint_path: str | Path | None = None,
+    dead_letter: DeadLetterWriter | None = None,
+    **options: Any,
+) -> ReplaySummary:
+    """Replay archived CloudEvent files (JSON or JSON Lines, ``.gz``, ``-`` for stdin) through ``transport``.
+
+    Args:
+        names: input paths in order; their names key the checkpoint.
+        mapping: the compiled mapping.
+        transport: where batches go.
+        checkpoint_path: resume from and save to this checkpoint file.
+        dead_letter: where refused and failed events go.
+        **options: passed on to :func:`replay` (``policy``, ``concurrency``, ``progress``, ...).
+
+    Returns:
+        The summary, ``skipped`` included.
+    """
+    checkpoint = Checkpoint(checkpoint_path, key="\n".join(names)) if checkpoint_path is not None else None
+    after = checkpoint.load() if checkpoint is not None else None
+    source = RecordTranslations(iter_records(names), mapping, after=after)
+    summary = replay(source, transport, checkpoint=checkpoint, dead_letter=dead_letter, **options)
+    summary.skipped += source.skipped
+    return summary
