@@ -1,0 +1,1184 @@
+"""The webhook receiver: an ASGI app (Starlette) that a Twilio Event Streams webhook sink posts to.
+
+``create_app(settings)`` returns the app; ``segment-bridge serve`` runs it under uvicorn. Routes:
+
+* ``POST /events``: verify ``X-Twilio-Signature``, translate, deliver to Segment, then answer Twilio;
+* ``GET /healthz``: liveness, plus whether Segment answered recently;
+* ``GET /metrics``: Prometheus text (a registry of the app's own, so several apps can live in one process).
+
+**Status codes are the contract with Twilio**, which discards events answered with a 4xx other than 429 and retries
+429 and 5xx for up to four hours:
+
+=====  ======================================================================================================
+200    every event in the request was accepted by Segment, acknowledged (test event, redelivery already
+       delivered) or refused and recorded (dead-letter file, or the log when none is configured)
+400    the body is not JSON or holds no CloudEvent (recorded in the dead-letter file, truncated)
+403    missing or bad signature: nothing is processed
+413    body over the size limit
+429    the bridge is over its own concurrency limit
+503    Segment did not accept every event within the delivery budget (``Retry-After``); or shutting down
+=====  ======================================================================================================
+
+**Group commit**: events of concurrent requests go into shared Segment batches (:class:`GroupCommitBatcher`); each
+request awaits only its own events. A bounded cache of recently delivered ``messageId`` s answers Twilio's
+redeliveries without calling Segment (Segment's ``messageId`` deduplication stays the backstop).
+
+Nothing here logs the write key, the auth token or payloads: log lines carry counts, ids, types and reasons.
+Importing this module needs the ``[server]`` extra; :func:`add_serve_arguments` and :func:`serve_main` do not, so
+``segment-bridge serve --help`` works without it and ``serve`` can name the missing extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import sys
+import time
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from pydantic import SecretStr
+
+from segment_bridge.exceptions import (
+    ConfigurationError,
+    DeliveryError,
+    MissingExtraError,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+)
+from segment_bridge.outcomes import Outcome, Refusal, RefusalReason, Translation
+from segment_bridge.track import MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, TrackCall
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from segment_bridge.deadletter import DeadLetterWriter
+    from segment_bridge.delivery import BatchResult, RetryPolicy, Transport
+    from segment_bridge.mapping import CompiledMapping
+    from segment_bridge.settings import Settings
+
+__all__ = [
+    "DEFAULT_DELIVERY_BUDGET",
+    "DEFAULT_MAX_BODY_SIZE",
+    "GroupCommitBatcher",
+    "ServerConfig",
+    "add_serve_arguments",
+    "create_app",
+    "serve_main",
+]
+
+logger = logging.getLogger("segment_bridge.server")
+
+#: Largest request body accepted, in bytes (413 above it).
+DEFAULT_MAX_BODY_SIZE = 4 * 1024 * 1024
+#: Seconds a request may spend delivering, retries included: Twilio waits at most 5 s for an answer.
+DEFAULT_DELIVERY_BUDGET = 4.0
+#: Requests handled at once before answering 429.
+DEFAULT_MAX_CONCURRENCY = 1000
+#: A partial batch waits this long for company when nothing else is in flight.
+DEFAULT_LINGER = 0.005
+#: ...and at most this long when other batches are in flight (their completion flushes it sooner).
+DEFAULT_MAX_LINGER = 0.1
+#: Batches posted to Segment at once (one thread each).
+DEFAULT_MAX_IN_FLIGHT = 4
+#: Messages per Segment request; the rest of Segment's 2,500 is headroom for a batch split.
+DEFAULT_BATCH_MESSAGES = 500
+#: Recently delivered messageIds remembered for redeliveries.
+DEFAULT_DEDUP_CACHE = 100_000
+#: Bytes of a malformed body kept in its dead-letter record.
+DEFAULT_DEAD_LETTER_BODY_LIMIT = 64 * 1024
+#: Bodies larger than this are translated on a worker thread rather than on the event loop.
+_TRANSLATE_INLINE_LIMIT = 256 * 1024
+#: How long a Segment answer counts as "recent" for /healthz.
+_HEALTH_WINDOW = 300.0
+#: A new attempt is not started in the last moments before the answer is due: it could not finish in time.
+_ATTEMPT_RESERVE = 0.25
+#: Default Retry-After (seconds) for 503 when Segment named none.
+_DEFAULT_RETRY_AFTER = 5
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _truthy(value: str | None) -> bool:
+    return value is not None and value.strip().lower() in _TRUE
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Options of the webhook receiver (Segment delivery options are in :class:`~segment_bridge.settings.Settings`).
+
+    Attributes:
+        public_url: the sink destination as configured in Twilio (``https://host/events``); the signature is
+            checked over it plus each request's raw query string. Required unless ``insecure_no_signature``.
+        auth_token: the Primary Auth Token of the account owning the sink (``TWILIO_AUTH_TOKEN``); masked.
+        insecure_no_signature: accept unsigned requests (local testing only; logged loudly at start).
+        max_body_size: bytes; larger bodies get 413.
+        delivery_budget: seconds per request for delivery, retries included, before answering 503.
+        max_concurrency: requests in progress at once before answering 429.
+        linger: seconds a partial batch waits for more events when no batch is in flight.
+        max_linger: seconds a partial batch waits at most while other batches are in flight.
+        max_in_flight: Segment requests in flight at once.
+        batch_messages: most messages per Segment request.
+        dedup_cache_size: delivered messageIds remembered to answer redeliveries without Segment.
+        dead_letter: JSON Lines file for refused events and malformed bodies; ``None`` logs them instead.
+        dead_letter_body_limit: bytes of a malformed body kept in its dead-letter record.
+        dry_run: send nothing; write each batch as a JSON line to ``out`` or standard output.
+        out: with or without ``dry_run``, write batches to this file instead of Segment.
+        hash_key: HMAC key for mappings that hash phone numbers (``SEGMENT_BRIDGE_HASH_KEY``); masked.
+        segment_timeout: seconds to wait for one Segment answer; defaults to the delivery budget.
+    """
+
+    public_url: str | None = None
+    auth_token: SecretStr | None = field(default=None, repr=False)
+    insecure_no_signature: bool = False
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE
+    delivery_budget: float = DEFAULT_DELIVERY_BUDGET
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    linger: float = DEFAULT_LINGER
+    max_linger: float = DEFAULT_MAX_LINGER
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    batch_messages: int = DEFAULT_BATCH_MESSAGES
+    dedup_cache_size: int = DEFAULT_DEDUP_CACHE
+    dead_letter: Path | None = None
+    dead_letter_body_limit: int = DEFAULT_DEAD_LETTER_BODY_LIMIT
+    dry_run: bool = False
+    out: Path | None = None
+    hash_key: SecretStr | None = field(default=None, repr=False)
+    segment_timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_body_size < 1 or self.max_concurrency < 1 or self.max_in_flight < 1:
+            raise ConfigurationError("max body size, max concurrency and max in-flight must be at least 1")
+        if not 0 < self.delivery_budget <= 60:
+            raise ConfigurationError("delivery budget must be between 0 and 60 seconds (Twilio waits 5 s)")
+        if not 1 <= self.batch_messages <= MAX_BATCH_MESSAGES:
+            raise ConfigurationError(f"batch size must be between 1 and {MAX_BATCH_MESSAGES}")
+        if self.linger < 0 or self.max_linger < self.linger:
+            raise ConfigurationError("linger must be >= 0 and max linger >= linger")
+        if self.public_url is not None:
+            _check_public_url(self.public_url)
+
+    def check_security(self) -> None:
+        """Raise :class:`ConfigurationError` unless signatures can be checked or checking is explicitly off."""
+        if self.insecure_no_signature:
+            return
+        if self.auth_token is None:
+            raise ConfigurationError(
+                "TWILIO_AUTH_TOKEN is required to verify X-Twilio-Signature "
+                "(or pass --insecure-no-signature for local testing)"
+            )
+        if self.public_url is None:
+            raise ConfigurationError(
+                "the public sink URL is required to verify X-Twilio-Signature: pass --public-url "
+                "or set SEGMENT_BRIDGE_PUBLIC_URL to the destination configured in Twilio"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **explicit: Any) -> ServerConfig:
+        """Build the config from explicit values (``None`` means unset) first, then ``environ``.
+
+        Reads ``TWILIO_AUTH_TOKEN`` (or ``TWILIO_AUTH_TOKEN_FILE``), ``SEGMENT_BRIDGE_PUBLIC_URL``,
+        ``SEGMENT_BRIDGE_HASH_KEY`` and ``SEGMENT_BRIDGE_INSECURE_NO_SIGNATURE``.
+
+        Raises:
+            ConfigurationError: a value is invalid or a secret file unreadable (never echoing a secret).
+        """
+        values = {key: value for key, value in explicit.items() if value is not None}
+        if "public_url" not in values and environ.get("SEGMENT_BRIDGE_PUBLIC_URL"):
+            values["public_url"] = environ["SEGMENT_BRIDGE_PUBLIC_URL"].strip()
+        if "auth_token" not in values:
+            token = _secret_from_env(environ, "TWILIO_AUTH_TOKEN")
+            if token is not None:
+                values["auth_token"] = token
+        elif isinstance(values["auth_token"], str):
+            values["auth_token"] = SecretStr(values["auth_token"])
+        if "hash_key" not in values and environ.get("SEGMENT_BRIDGE_HASH_KEY"):
+            values["hash_key"] = SecretStr(environ["SEGMENT_BRIDGE_HASH_KEY"])
+        if "insecure_no_signature" not in values:
+            values["insecure_no_signature"] = _truthy(environ.get("SEGMENT_BRIDGE_INSECURE_NO_SIGNATURE"))
+        for key in ("dead_letter", "out"):
+            if key in values:
+                values[key] = Path(values[key])
+        return cls(**values)
+
+
+def _check_public_url(url: str) -> None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"public URL must be an http(s) URL, got {parts.scheme or 'no'} scheme")
+    if parts.fragment:
+        raise ConfigurationError("public URL must not have a fragment")
+
+
+def _secret_from_env(environ: Mapping[str, str], name: str) -> SecretStr | None:
+    value = environ.get(name, "").strip()
+    path = environ.get(f"{name}_FILE", "").strip()
+    if value and path:
+        raise ConfigurationError(f"set {name} or {name}_FILE, not both")
+    if path:
+        try:
+            value = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else type(error).__name__
+            raise ConfigurationError(f"cannot read {name}_FILE {path!r}: {reason}") from None
+        if not value:
+            raise ConfigurationError(f"{name}_FILE {path!r} is empty")
+    return SecretStr(value) if value else None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Small parts: the redelivery cache, metrics, health
+# --------------------------------------------------------------------------------------------------------------
+
+
+class _RecentIds:
+    """A bounded set with least-recently-used eviction (an ``OrderedDict`` used as a set)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, key: str) -> bool:
+        if key in self._ids:
+            self._ids.move_to_end(key)
+            return True
+        return False
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, key: str) -> None:
+        if self.capacity <= 0:
+            return
+        self._ids[key] = None
+        self._ids.move_to_end(key)
+        while len(self._ids) > self.capacity:
+            self._ids.popitem(last=False)
+
+
+class _Metrics:
+    """The app's Prometheus metrics, in a registry of its own (never the global default one)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.events = Counter(
+            "segment_bridge_events",
+            "Events received, by outcome (delivered, acknowledged, refused, failed) and reason.",
+            ["outcome", "reason"],
+            registry=r,
+        )
+        self.responses = Counter(
+            "segment_bridge_http_responses", "Answers to POST /events, by HTTP status.", ["status"], registry=r
+        )
+        self.signature_failures = Counter(
+            "segment_bridge_signature_failures", "Requests refused with 403, by failed check.", ["check"], registry=r
+        )
+        self.segment_requests = Counter(
+            "segment_bridge_segment_requests",
+            "Requests to Segment, by HTTP status or error kind (timeout, connection).",
+            ["status"],
+            registry=r,
+        )
+        self.retries = Counter("segment_bridge_segment_retries", "Segment requests that were retries.", registry=r)
+        self.batch_size = Histogram(
+            "segment_bridge_batch_size",
+            "Messages per Segment batch.",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2500),
+            registry=r,
+        )
+        self.request_latency = Histogram(
+            "segment_bridge_request_duration_seconds",
+            "Time to answer POST /events.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 4.0, 5.0, 10.0),
+            registry=r,
+        )
+        self.segment_latency = Histogram(
+            "segment_bridge_segment_request_duration_seconds",
+            "Time for one Segment request.",
+            buckets=(0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=r,
+        )
+        self.in_progress = Gauge("segment_bridge_requests_in_progress", "POST /events in progress.", registry=r)
+        self.pending = Gauge("segment_bridge_pending_events", "Events waiting for a Segment batch.", registry=r)
+        self.dead_letters = Counter(
+            "segment_bridge_dead_letter_records", "Records written to the dead-letter file.", ["kind"], registry=r
+        )
+
+
+@dataclass(slots=True)
+class _Health:
+    """When Segment last answered, for /healthz."""
+
+    last_success: float | None = None
+    last_failure: float | None = None
+    last_failure_status: str | None = None
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        def age(moment: float | None) -> float | None:
+            return None if moment is None else round(now - moment, 3)
+
+        recent_ok = self.last_success is not None and now - self.last_success <= _HEALTH_WINDOW
+        failing = self.last_failure is not None and (self.last_success is None or self.last_failure > self.last_success)
+        return {
+            "answered_recently": recent_ok,
+            "failing": failing,
+            "last_success_seconds_ago": age(self.last_success),
+            "last_failure_seconds_ago": age(self.last_failure),
+            "last_failure_status": self.last_failure_status,
+        }
+
+
+class _InstrumentedTransport:
+    """Wraps a transport to count each Segment request (retries included) by status, and time it."""
+
+    def __init__(self, inner: Transport, metrics: _Metrics, health: _Health) -> None:
+        self.inner = inner
+        self._metrics = metrics
+        self._health = health
+
+    def __repr__(self) -> str:
+        return f"_InstrumentedTransport({self.inner!r})"
+
+    def send(self, batch: Sequence[TrackCall]) -> None:
+        started = time.monotonic()
+        try:
+            self.inner.send(batch)
+        except DeliveryError as error:
+            status = str(error.status) if error.status is not None else error.kind
+            self._metrics.segment_requests.labels(status).inc()
+            self._health.last_failure = time.monotonic()
+            self._health.last_failure_status = status
+            raise
+        finally:
+            self._metrics.segment_latency.observe(time.monotonic() - started)
+        self._metrics.segment_requests.labels("200").inc()
+        self._health.last_success = time.monotonic()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Group commit
+# --------------------------------------------------------------------------------------------------------------
+
+#: ``(batch, deadline) -> results``: runs on a worker thread; :func:`segment_bridge.delivery.send_batch` in the app.
+SendFunction = Callable[[Sequence[TrackCall], float], "list[BatchResult]"]
+
+
+@dataclass(slots=True)
+class _Item:
+    call: TrackCall
+    future: asyncio.Future[DeliveryError | None]
+    deadline: float
+    enqueued: float
+
+
+class GroupCommitBatcher:
+    """Coalesces the events of concurrent requests into shared Segment batches.
+
+    A partial batch is posted after ``linger`` when no batch is in flight; while batches are in flight it waits
+    for one to finish (or ``max_linger``), so under load each Segment request carries many requests' events and
+    requests per event fall far below 1. A full batch goes at once. At most ``max_in_flight`` batches are posted
+    at a time, each on a worker thread (the transport is synchronous).
+
+    Each event gets a future resolved with ``None`` once Segment accepted its batch, or with the batch's
+    :class:`~segment_bridge.exceptions.DeliveryError`. An event already delivered (by ``messageId``, in the
+    bounded cache) resolves at once without a Segment request; an event already waiting or in flight shares the
+    first one's future.
+
+    Args:
+        send: posts one batch with retries, never raising a ``DeliveryError`` (runs on a worker thread).
+        max_messages: most messages per batch.
+        max_bytes: most serialized message bytes per batch.
+        linger: seconds a partial batch waits when nothing is in flight.
+        max_linger: seconds a partial batch waits at most while batches are in flight.
+        max_in_flight: batches posted at once.
+        cache_size: delivered messageIds remembered.
+        on_batch: called with each batch's size and results, on the event loop (metrics).
+    """
+
+    def __init__(
+        self,
+        send: SendFunction,
+        *,
+        max_messages: int = DEFAULT_BATCH_MESSAGES,
+        max_bytes: int = MAX_BATCH_BYTES,
+        linger: float = DEFAULT_LINGER,
+        max_linger: float = DEFAULT_MAX_LINGER,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        cache_size: int = DEFAULT_DEDUP_CACHE,
+        on_batch: Callable[[int, list[BatchResult]], None] | None = None,
+    ) -> None:
+        self._send = send
+        self._max_messages = max_messages
+        self._max_bytes = max_bytes
+        self._linger = linger
+        self._max_linger = max_linger
+        self._max_in_flight = max_in_flight
+        self._on_batch = on_batch
+        self.delivered = _RecentIds(cache_size)
+        self._pending: deque[_Item] = deque()
+        self._pending_bytes = 0
+        self._waiting: dict[str, asyncio.Future[DeliveryError | None]] = {}
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._draining = False
+        self._executor = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="segment-batch")
+        self.batches_sent = 0
+
+    @property
+    def pending(self) -> int:
+        """Events waiting for a batch."""
+        return len(self._pending)
+
+    def submit(self, calls: Sequence[TrackCall], deadline: float) -> list[asyncio.Future[DeliveryError | None] | None]:
+        """Queue events for delivery; must be called on the event loop.
+
+        Args:
+            calls: the messages of one request.
+            deadline: ``time.monotonic()`` after which no attempt for them should start.
+
+        Returns:
+            Per call, ``None`` when it was already delivered (a redelivery), else its future.
+        """
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        tickets: list[asyncio.Future[DeliveryError | None] | None] = []
+        for call in calls:
+            key = call.message_id
+            if key in self.delivered:
+                tickets.append(None)
+                continue
+            shared = self._waiting.get(key)
+            if shared is not None:
+                tickets.append(shared)
+                continue
+            future: asyncio.Future[DeliveryError | None] = loop.create_future()
+            self._waiting[key] = future
+            self._pending.append(_Item(call, future, deadline, now))
+            self._pending_bytes += call.size + 1
+            tickets.append(future)
+        self._maybe_flush()
+        return tickets
+
+    def _full(self) -> bool:
+        return len(self._pending) >= self._max_messages or self._pending_bytes >= self._max_bytes
+
+    def _maybe_flush(self) -> None:
+        """Post what is due, then arm a timer for the next decision. Never sleeps."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        now = time.monotonic()
+        while self._pending and len(self._in_flight) < self._max_in_flight:
+            age = now - self._pending[0].enqueued
+            due = age >= (self._linger if not self._in_flight else self._max_linger)
+            if not (self._draining or self._full() or due):
+                break
+            self._dispatch(self._take_batch())
+        if self._pending and len(self._in_flight) < self._max_in_flight:
+            wait = self._linger if not self._in_flight else self._max_linger
+            delay = max(0.0, self._pending[0].enqueued + wait - now)
+            self._timer = asyncio.get_running_loop().call_later(delay, self._maybe_flush)
+
+    def _take_batch(self) -> list[_Item]:
+        batch: list[_Item] = []
+        size = 0
+        while self._pending:
+            item = self._pending[0]
+            added = item.call.size + (1 if batch else 0)
+            if batch and (len(batch) >= self._max_messages or size + added > self._max_bytes):
+                break
+            self._pending.popleft()
+            self._pending_bytes -= item.call.size + 1
+            batch.append(item)
+            size += added
+        return batch
+
+    def _dispatch(self, items: list[_Item]) -> None:
+        task = asyncio.get_running_loop().create_task(self._post(items))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _post(self, items: list[_Item]) -> None:
+        calls = [item.call for item in items]
+        deadline = min(item.deadline for item in items)
+        self.batches_sent += 1
+        loop = asyncio.get_running_loop()
+        try:
+            results = await loop.run_in_executor(self._executor, self._send, calls, deadline)
+        except Exception as error:
+            # A bug or an unexpected error in a transport must not leave requests waiting: fail the batch as
+            # retryable so Twilio tries again later.
+            logger.exception("unexpected error posting a batch of %d messages", len(calls))
+            failure = RetryableDeliveryError(
+                f"unexpected {type(error).__name__} posting {len(calls)} messages", kind="internal", count=len(calls)
+            )
+            results = [_failed_result(calls, failure)]
+        by_id: dict[str, DeliveryError | None] = {}
+        for result in results:
+            for call in result.calls:
+                by_id[call.message_id] = result.error
+                if result.error is None:
+                    self.delivered.add(call.message_id)
+        for item in items:
+            key = item.call.message_id
+            self._waiting.pop(key, None)
+            if not item.future.done():
+                item.future.set_result(by_id.get(key, _missing_result(item.call)))
+        if self._on_batch is not None:
+            self._on_batch(len(calls), results)
+        # The finished task is removed by its done callback, after this returns; flush from a fresh callback so
+        # the in-flight count is right.
+        loop.call_soon(self._maybe_flush)
+
+    async def drain(self) -> None:
+        """Post everything pending at once (no linger) and wait for every batch in flight; for shutdown."""
+        self._draining = True
+        self._maybe_flush()
+        while self._in_flight or self._pending:
+            if self._in_flight:
+                await asyncio.wait(set(self._in_flight))
+            self._maybe_flush()
+        self._executor.shutdown(wait=True)
+
+
+def _failed_result(calls: Sequence[TrackCall], error: DeliveryError) -> BatchResult:
+    from segment_bridge.delivery import BatchResult
+
+    return BatchResult(list(calls), error, attempts=0)
+
+
+def _missing_result(call: TrackCall) -> DeliveryError:
+    # send_batch returns every message in exactly one result; this guards against a transport that does not.
+    return RetryableDeliveryError(f"no result for message of {call.event_type}", kind="internal", count=1)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The app
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _EventReport:
+    """One event's line in the answer and in the metrics."""
+
+    id: str | None
+    type: str | None
+    outcome: str
+    reason: str = ""
+    hint: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "outcome": self.outcome, "reason": self.reason, "hint": self.hint}
+
+
+class _Bridge:
+    """State and handlers of one app: config, mapping, batcher, dead-letter file, metrics."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: ServerConfig,
+        *,
+        transport: Transport | None,
+        mapping: CompiledMapping | None,
+        policy: RetryPolicy | None,
+    ) -> None:
+        from segment_bridge.deadletter import DeadLetterWriter
+        from segment_bridge.delivery import RetryPolicy as _RetryPolicy
+        from segment_bridge.mapping import load_mapping
+
+        config.check_security()
+        self.config = config
+        self._signing: tuple[str, SecretStr] | None = None
+        if not config.insecure_no_signature and config.public_url is not None and config.auth_token is not None:
+            self._signing = (config.public_url, config.auth_token)
+        self.settings = settings
+        hash_key = config.hash_key.get_secret_value().encode() if config.hash_key is not None else None
+        self.mapping = mapping if mapping is not None else load_mapping(settings.mapping, hash_key=hash_key)
+        self.metrics = _Metrics()
+        self.health = _Health()
+        inner = transport if transport is not None else _default_transport(settings, config)
+        self.transport = _InstrumentedTransport(inner, self.metrics, self.health)
+        # Jitter and long backoffs make no sense inside a 4 s answer; the budget is the request's deadline.
+        self.policy = policy or _RetryPolicy(
+            max_attempts=4,
+            budget_seconds=config.delivery_budget,
+            max_retry_after=config.delivery_budget,
+            backoff_multiplier=0.1,
+            backoff_max=1.0,
+            jitter=0.1,
+        )
+        self.dead_letter: DeadLetterWriter | None = (
+            DeadLetterWriter(config.dead_letter) if config.dead_letter is not None else None
+        )
+        self._dead_letter_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dead-letter")
+        self.batcher: GroupCommitBatcher | None = None
+        self.active = 0
+        self.closing = False
+
+    # ----- lifecycle
+
+    def start(self) -> None:
+        if self.batcher is not None:
+            return
+        self.batcher = GroupCommitBatcher(
+            self._send,
+            max_messages=self.config.batch_messages,
+            linger=self.config.linger,
+            max_linger=self.config.max_linger,
+            max_in_flight=self.config.max_in_flight,
+            cache_size=self.config.dedup_cache_size,
+            on_batch=self._on_batch,
+        )
+        if self.config.insecure_no_signature:
+            logger.warning(
+                _line(
+                    "insecure_no_signature",
+                    message="X-Twilio-Signature is NOT verified (--insecure-no-signature): anyone who can reach "
+                    "this server can inject events into Segment. Never run this way on a public address.",
+                )
+            )
+        if self.dead_letter is None:
+            logger.warning(_line("no_dead_letter", message="no --dead-letter file: refused events are only logged"))
+        logger.info(
+            _line(
+                "started",
+                transport=repr(self.transport.inner),
+                public_url=_safe_url(self.config.public_url),
+                signature=not self.config.insecure_no_signature,
+                delivery_budget=self.config.delivery_budget,
+            )
+        )
+
+    async def stop(self) -> None:
+        self.closing = True
+        if self.batcher is not None:
+            await self.batcher.drain()
+        self._dead_letter_executor.shutdown(wait=True)
+        self.transport.close()
+        if self.dead_letter is not None:
+            self.dead_letter.close()
+        logger.info(_line("stopped"))
+
+    def _send(self, calls: Sequence[TrackCall], deadline: float) -> list[BatchResult]:
+        from segment_bridge.delivery import send_batch
+
+        return send_batch(self.transport, calls, self.policy, deadline=deadline)
+
+    def _on_batch(self, size: int, results: list[BatchResult]) -> None:
+        self.metrics.batch_size.observe(size)
+        retries = sum(max(0, result.attempts - 1) for result in results)
+        if retries:
+            self.metrics.retries.inc(retries)
+        if self.batcher is not None:
+            self.metrics.pending.set(self.batcher.pending)
+
+    # ----- routes
+
+    async def events(self, request: Request) -> Response:
+        started = time.monotonic()
+        if self.batcher is None:
+            # Mounted inside another app, whose lifespan does not run ours: start on first use.
+            self.start()
+        if self.closing:
+            return self._finish(started, 503, {"error": "shutting down"}, {"Retry-After": "5"}, log={})
+        if self.active >= self.config.max_concurrency:
+            return self._finish(started, 429, {"error": "too many concurrent requests"}, {"Retry-After": "1"}, {})
+        self.active += 1
+        self.metrics.in_progress.inc()
+        try:
+            return await self._events(request, started)
+        finally:
+            self.active -= 1
+            self.metrics.in_progress.dec()
+
+    async def _events(self, request: Request, started: float) -> Response:
+        body = await self._read_body(request)
+        if body is None:
+            limit = self.config.max_body_size
+            return self._finish(started, 413, {"error": f"body over {limit} bytes"}, log={"limit": limit})
+        failed = self._check_signature(request, body)
+        if failed is not None:
+            self.metrics.signature_failures.labels(failed).inc()
+            return self._finish(started, 403, {"error": "signature", "check": failed}, log={"check": failed})
+        translations = await self._translate(body)
+        if not any(_is_cloud_event_like(t.event) for t in translations):
+            return await self._malformed(started, body, translations)
+        return await self._deliver(started, translations)
+
+    async def _read_body(self, request: Request) -> bytes | None:
+        limit = self.config.max_body_size
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _check_signature(self, request: Request, body: bytes) -> str | None:
+        from segment_bridge.signature import SIGNATURE_HEADER, SignatureCheckFailed, signed_url, verify
+
+        if self._signing is None:
+            return None
+        public_url, token = self._signing
+        url = signed_url(public_url, request.scope.get("query_string", b""))
+        try:
+            verify(url, body, request.headers.get(SIGNATURE_HEADER), token.get_secret_value())
+        except SignatureCheckFailed as error:
+            return str(error.check)
+        return None
+
+    async def _translate(self, body: bytes) -> list[Translation]:
+        from segment_bridge.translate import translate_record
+
+        if len(body) <= _TRANSLATE_INLINE_LIMIT:
+            return translate_record(body, self.mapping)
+        # A large array would hold the event loop (and every other request) for milliseconds.
+        return await asyncio.get_running_loop().run_in_executor(None, translate_record, body, self.mapping)
+
+    async def _malformed(self, started: float, body: bytes, translations: list[Translation]) -> Response:
+        first = translations[0].refusal if translations and translations[0].refusal is not None else None
+        reason = first.reason if first is not None else RefusalReason.INVALID_EVENT
+        message = first.message if first is not None else "no CloudEvent in the body"
+        if reason is not RefusalReason.INVALID_JSON:
+            reason, message = RefusalReason.INVALID_EVENT, f"no CloudEvent in the body ({message})"
+        limit = self.config.dead_letter_body_limit
+        text = body[:limit].decode("utf-8", "replace")
+        refusal = Refusal(
+            reason,
+            message + (f" (body truncated to {limit} of {len(body)} bytes)" if len(body) > limit else ""),
+            "The sink must post a CloudEvent object or a JSON array of them.",
+        )
+        recorded = await self._record([(refusal, text)], kind="malformed_body")
+        self.metrics.events.labels("refused", str(reason)).inc()
+        if not recorded:
+            return self._finish(started, 503, {"error": "dead-letter file not writable"}, {"Retry-After": "30"}, {})
+        payload = {"error": str(reason), "message": refusal.message, "hint": refusal.hint}
+        return self._finish(started, 400, payload, log={"reason": str(reason), "bytes": len(body)})
+
+    async def _deliver(self, started: float, translations: list[Translation]) -> Response:
+        assert self.batcher is not None  # noqa: S101 - the lifespan starts it before any request
+        answer_by = started + self.config.delivery_budget
+        reports: list[_EventReport] = []
+        to_record: list[tuple[Refusal, Any]] = []
+        calls: list[TrackCall] = []
+        slots: list[int] = []
+        for translation in translations:
+            report = _EventReport(translation.event_id, translation.event_type, str(translation.outcome))
+            if translation.track is not None:
+                calls.append(translation.track)
+                slots.append(len(reports))
+            elif translation.refusal is not None:
+                refusal = translation.refusal
+                report.reason, report.hint = str(refusal.reason), refusal.hint
+                to_record.append((refusal, translation.event))
+            else:
+                report.reason, report.hint = "test_event", translation.note
+            reports.append(report)
+        tickets = self.batcher.submit(calls, answer_by - _ATTEMPT_RESERVE)
+        self.metrics.pending.set(self.batcher.pending)
+        # Refusals are recorded while the batch is in flight, not after it.
+        recording = asyncio.ensure_future(self._record(to_record, kind="refused")) if to_record else None
+        rejected: list[tuple[Refusal, Any]] = []
+
+        retry_after: float | None = None
+        futures = {ticket for ticket in tickets if ticket is not None}
+        if futures:
+            await asyncio.wait(futures, timeout=max(0.0, answer_by - time.monotonic()))
+        not_accepted = 0
+        for slot, ticket, call in zip(slots, tickets, calls, strict=True):
+            report = reports[slot]
+            if ticket is None:
+                report.outcome, report.reason = Outcome.ACKNOWLEDGED.value, "already_delivered"
+                continue
+            error = ticket.result() if ticket.done() else None
+            if ticket.done() and error is None:
+                report.outcome = "delivered"
+            elif ticket.done() and isinstance(error, PermanentDeliveryError):
+                # Segment refused the message for good; retrying would not help, so record it like a refusal.
+                from segment_bridge.delivery import failure_refusal
+
+                refusal = failure_refusal(call, error)
+                report.outcome, report.reason, report.hint = "refused", str(refusal.reason), refusal.hint
+                rejected.append((refusal, _event_of(translations, call)))
+            else:
+                not_accepted += 1
+                report.outcome, report.reason = "failed", "segment_unavailable" if ticket.done() else "timeout"
+                report.hint = "Segment did not accept the event in time; Twilio will retry it."
+                if isinstance(error, RetryableDeliveryError) and error.retry_after is not None:
+                    retry_after = max(retry_after or 0.0, error.retry_after)
+        recorded = await recording if recording is not None else True
+        if rejected:
+            recorded = await self._record(rejected, kind="delivery_failed") and recorded
+        for report in reports:
+            self.metrics.events.labels(report.outcome, report.reason).inc()
+        counts: dict[str, int] = {}
+        for report in reports:
+            counts[report.outcome] = counts.get(report.outcome, 0) + 1
+        body: dict[str, Any] = {"events": [report.as_json() for report in reports]}
+        log: dict[str, Any] = {"events": len(reports), **counts}
+        refused = [f"{r.reason}:{r.type}:{r.id}" for r in reports if r.outcome == "refused"]
+        if refused:
+            log["refused_events"] = refused[:20]
+        if not_accepted or not recorded:
+            wait = math.ceil(retry_after) if retry_after is not None else _DEFAULT_RETRY_AFTER
+            body["error"] = "not every event was accepted by Segment" if not_accepted else "dead-letter failed"
+            return self._finish(started, 503, body, {"Retry-After": str(wait)}, log)
+        return self._finish(started, 200, body, log=log)
+
+    async def _record(self, records: list[tuple[Refusal, Any]], *, kind: str) -> bool:
+        """Record refused events (dead-letter file, else the log); ``False`` when they could not be recorded."""
+        writer = self.dead_letter
+        if writer is None:
+            # Without a dead-letter file the log is the record: one line per event, ids and reasons only.
+            for refusal, _ in records:
+                logger.warning(
+                    _line(
+                        "refused",
+                        id=refusal.event_id,
+                        type=refusal.event_type,
+                        reason=str(refusal.reason),
+                        message=refusal.message,
+                        hint=refusal.hint,
+                    )
+                )
+            return True
+
+        def write_all() -> None:
+            for refusal, event in records:
+                writer.write(refusal, event)
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._dead_letter_executor, write_all)
+        except Exception as error:
+            logger.error(_line("dead_letter_failed", error=type(error).__name__, records=len(records)))
+            return False
+        self.metrics.dead_letters.labels(kind).inc(len(records))
+        return True
+
+    def _finish(
+        self,
+        started: float,
+        status: int,
+        payload: dict[str, Any],
+        headers: Mapping[str, str] | None = None,
+        log: dict[str, Any] | None = None,
+    ) -> Response:
+        from starlette.responses import Response
+
+        elapsed = time.monotonic() - started
+        self.metrics.responses.labels(str(status)).inc()
+        self.metrics.request_latency.observe(elapsed)
+        level = logging.INFO if status == 200 else logging.WARNING
+        if logger.isEnabledFor(level):
+            logger.log(level, _line("request", status=status, ms=round(elapsed * 1000, 1), **(log or {})))
+        return Response(orjson.dumps(payload), status_code=status, headers=headers, media_type="application/json")
+
+    async def healthz(self, request: Request) -> Response:
+        from starlette.responses import Response
+
+        payload = {
+            "status": "shutting_down" if self.closing else "ok",
+            "segment": self.health.snapshot(time.monotonic()),
+            "pending_events": self.batcher.pending if self.batcher is not None else 0,
+        }
+        return Response(orjson.dumps(payload), 503 if self.closing else 200, media_type="application/json")
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from starlette.responses import Response
+
+        if self.batcher is not None:
+            self.metrics.pending.set(self.batcher.pending)
+        return Response(generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _event_of(translations: list[Translation], call: TrackCall) -> Any:
+    for translation in translations:
+        if translation.track is call:
+            return translation.event
+    return None
+
+
+def _is_cloud_event_like(element: Any) -> bool:
+    """An object with a non-empty string ``type``: malformed maybe, but an event to answer for one by one."""
+    return isinstance(element, dict) and isinstance(element.get("type"), str) and bool(element["type"])
+
+
+def _line(event: str, **fields: Any) -> str:
+    """One structured (JSON) log line."""
+    return orjson.dumps({"event": event, **fields}, default=str).decode()
+
+
+def _safe_url(url: str | None) -> str | None:
+    """The URL without credentials or query (either may hold secrets), for logs."""
+    if url is None:
+        return None
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+def _default_transport(settings: Settings, config: ServerConfig) -> Transport:
+    from segment_bridge.delivery import DryRunTransport, FileTransport, SegmentTransport
+
+    if config.out is not None:
+        return FileTransport(config.out)
+    if config.dry_run:
+        return DryRunTransport(sys.stdout)
+    timeout = config.segment_timeout if config.segment_timeout is not None else config.delivery_budget
+    return SegmentTransport(settings.require_write_key(), host=settings.host, timeout=timeout)
+
+
+def create_app(
+    settings: Settings,
+    config: ServerConfig | None = None,
+    *,
+    transport: Transport | None = None,
+    mapping: CompiledMapping | None = None,
+    policy: RetryPolicy | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Starlette:
+    """Build the ASGI app.
+
+    Args:
+        settings: Segment delivery settings (write key, host, mapping path).
+        config: receiver options; read from ``environ`` (``TWILIO_AUTH_TOKEN``, ``SEGMENT_BRIDGE_PUBLIC_URL``, ...)
+            when omitted.
+        transport: where batches go; by default Segment, or the dry-run / file transport the config names.
+        mapping: a compiled mapping; by default the one ``settings.mapping`` names, or the packaged default.
+        policy: retry policy per batch; by default a few quick retries inside the delivery budget.
+        environ: environment for ``config`` when it is omitted; ``os.environ`` by default.
+
+    Returns:
+        A Starlette app with ``POST /events``, ``GET /healthz`` and ``GET /metrics``. Its lifespan starts the
+        batcher and, at shutdown, posts what is pending and waits for batches in flight.
+
+    Raises:
+        MissingExtraError: the ``[server]`` extra is not installed.
+        ConfigurationError: no auth token or public URL (unless insecure), no write key (unless dry run or file
+            output), or an unreadable mapping.
+    """
+    try:
+        from starlette.applications import Starlette
+        from starlette.routing import Route
+    except ImportError:  # pragma: no cover - exercised without the extra
+        raise MissingExtraError("server", "segment-bridge serve") from None
+    if config is None:
+        config = ServerConfig.from_env(os.environ if environ is None else environ)
+    bridge = _Bridge(settings, config, transport=transport, mapping=mapping, policy=policy)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        bridge.start()
+        try:
+            yield
+        finally:
+            await bridge.stop()
+
+    app = Starlette(
+        routes=[
+            Route("/events", bridge.events, methods=["POST"]),
+            Route("/healthz", bridge.healthz, methods=["GET"]),
+            Route("/metrics", bridge.metrics_endpoint, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.bridge = bridge
+    return app
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The command (no starlette import until it runs)
+# --------------------------------------------------------------------------------------------------------------
+
+_SERVE_EPILOG = """\
+examples:
+  TWILIO_AUTH_TOKEN=... SEGMENT_WRITE_KEY=... \\
+    segment-bridge serve --host 0.0.0.0 --port 8000 --public-url https://bridge.example.com/events \\
+    --dead-letter /var/lib/segment-bridge/refused.jsonl
+  segment-bridge serve --insecure-no-signature --dry-run        # local try-out: batches on stdout
+
+Twilio's webhook sink posts to POST /events. Answers: 200 once every event is delivered, acknowledged or
+refused and recorded; 503/429 when Twilio should retry; 400/403/413 for requests to drop. See docs/webhook.md.
+
+environment: TWILIO_AUTH_TOKEN (or TWILIO_AUTH_TOKEN_FILE), SEGMENT_WRITE_KEY (or SEGMENT_WRITE_KEY_FILE),
+SEGMENT_BRIDGE_PUBLIC_URL, SEGMENT_HOST, SEGMENT_REGION, SEGMENT_BRIDGE_MAPPING, SEGMENT_BRIDGE_HASH_KEY.
+"""
+_SERVE_ENV = "_SEGMENT_BRIDGE_SERVE_ARGS"
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``serve`` options to ``parser`` (uvicorn's flag names and defaults). Imports no server package."""
+    parser.epilog = _SERVE_EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    env = os.environ.get
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="bind port (default: 8000)")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: 1)")
+    parser.add_argument(
+        "--public-url",
+        default=env("SEGMENT_BRIDGE_PUBLIC_URL") or None,
+        metavar="URL",
+        help="the sink destination as configured in Twilio; signatures are checked over it "
+        "(env: SEGMENT_BRIDGE_PUBLIC_URL)",
+    )
+    parser.add_argument(
+        "--insecure-no-signature",
+        action="store_true",
+        help="do not verify X-Twilio-Signature (local testing only; logged loudly)",
+    )
+    parser.add_argument(
+        "--max-body-size",
+        type=int,
+        default=DEFAULT_MAX_BODY_SIZE,
+        metavar="BYTES",
+        help=f"larger bodies get 413 (default: {DEFAULT_MAX_BODY_SIZE})",
+    )
+    parser.add_argument(
+        "--delivery-budget",
+        type=float,
+        default=DEFAULT_DELIVERY_BUDGET,
+        metavar="SECONDS",
+        help=f"time to deliver a request's events, retries included, before 503 (default: {DEFAULT_DELIVERY_BUDGET})",
+    )
+    parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=DEFAULT_MAX_CONCURRENCY,
+        metavar="N",
+        help=f"requests in progress before answering 429 (default: {DEFAULT_MAX_CONCURRENCY})",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="send nothing: write each batch to stdout or --out")
+    parser.add_argument("--out", metavar="PATH", help="write batches as JSON Lines to PATH instead of Segment")
+    parser.add_argument("--dead-letter", metavar="PATH", help="append refused events as JSON Lines to PATH")
+    parser.add_argument(
+        "--mapping",
+        metavar="PATH",
+        default=env("SEGMENT_BRIDGE_MAPPING") or None,
+        help="mapping file instead of the packaged default (env: SEGMENT_BRIDGE_MAPPING)",
+    )
+    parser.add_argument("--segment-host", metavar="URL", default=None, help="Segment base URL (env: SEGMENT_HOST)")
+    parser.add_argument("--region", choices=["us", "eu"], default=None, help="Segment region (env: SEGMENT_REGION)")
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="(default: info)"
+    )
+
+
+def _config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Settings, ServerConfig]:
+    from segment_bridge.settings import Settings
+
+    file_output = bool(args.dry_run or args.out)
+    settings = Settings.from_env(
+        environ,
+        host=args.segment_host,
+        region=args.region,
+        mapping=args.mapping,
+        require_write_key=not file_output,
+    )
+    config = ServerConfig.from_env(
+        environ,
+        public_url=args.public_url,
+        insecure_no_signature=args.insecure_no_signature or None,
+        max_body_size=args.max_body_size,
+        delivery_budget=args.delivery_budget,
+        max_concurrency=args.max_concurrency,
+        dry_run=args.dry_run,
+        out=args.out,
+        dead_letter=args.dead_letter,
+    )
+    config.check_security()
+    return settings, config
+
+
+_SERVE_KEYS = (
+    "public_url",
+    "insecure_no_signature",
+    "max_body_size",
+    "delivery_budget",
+    "max_concurrency",
+    "dry_run",
+    "out",
+    "dead_letter",
+    "mapping",
+    "segment_host",
+    "region",
+)
+
+
+def app_from_environment() -> Starlette:
+    """App factory for uvicorn workers (``--workers N``): the options travel in an environment variable.
+
+    Only non-secret options travel that way; each worker reads the secrets from its own environment.
+    """
+    raw = os.environ.get(_SERVE_ENV)
+    if raw is None:
+        raise ConfigurationError(f"{_SERVE_ENV} is not set: start workers with `segment-bridge serve --workers N`")
+    args = argparse.Namespace(**orjson.loads(raw))
+    settings, config = _config_from_args(args, os.environ)
+    return create_app(settings, config)
+
+
+def serve_main(args: argparse.Namespace) -> int:
+    """Run ``segment-bridge serve`` with parsed arguments; returns the exit status.
+
+    Raises:
+        MissingExtraError: the ``[server]`` extra (starlette, uvicorn, prometheus-client) is not installed.
+        ConfigurationError: a missing secret or an invalid option (the CLI prints it and exits 2).
+    """
+    try:
+        import prometheus_client  # noqa: F401
+        import starlette  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise MissingExtraError("server", "segment-bridge serve") from None
+
+    level = getattr(logging, str(args.log_level).upper(), logging.INFO)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    logging.getLogger("segment_bridge").setLevel(level)
+    # Validate everything in the parent first, so a bad option is one line and exit 2, not a crash per worker.
+    settings, config = _config_from_args(args, os.environ)
+    workers = args.workers or 1
+    common: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": str(args.log_level),
+        "access_log": False,  # one structured line per request is ours; uvicorn's would double it
+        "timeout_graceful_shutdown": max(10, math.ceil(config.delivery_budget) + 5),
+        "lifespan": "on",
+    }
+    if workers > 1:
+        os.environ[_SERVE_ENV] = orjson.dumps({key: getattr(args, key) for key in _SERVE_KEYS}).decode()
+        uvicorn.run("segment_bridge.server:app_from_environment", factory=True, workers=workers, **common)
+        return 0
+    app = create_app(settings, config)
+    server = uvicorn.Server(uvicorn.Config(app, **common))
+    server.run()
+    # uvicorn exits the process itself when the app fails at startup; a clean stop lands here.
+    return 0 if server.started else 1
