@@ -205,9 +205,7 @@ class SegmentTransport:
         _silence_sdk_debug()
 
     def __repr__(self) -> str:
-        return (
-            f"SegmentTransport(host={self.host!r}, write_key=SecretStr('**********'), timeout={self.timeout})"
-        )
+        return f"SegmentTransport(host={self.host!r}, write_key=SecretStr('**********'), timeout={self.timeout})"
 
     def send(self, batch: Sequence[TrackCall]) -> None:
         """Post ``batch`` as one ``/v1/batch`` request."""
@@ -341,9 +339,7 @@ class RetryPolicy:
         exc = outcome.exception() if outcome is not None else None
         if isinstance(exc, RetryableDeliveryError) and exc.retry_after is not None:
             return min(exc.retry_after, self.max_retry_after)
-        backoff = wait_exponential_jitter(
-            multiplier=self.backoff_multiplier, max=self.backoff_max, jitter=self.jitter
-        )
+        backoff = wait_exponential_jitter(multiplier=self.backoff_multiplier, max=self.backoff_max, jitter=self.jitter)
         return float(backoff(retry_state))
 
     def retrying(

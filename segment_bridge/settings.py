@@ -155,7 +155,5 @@ def _check_url(value: str) -> str:
         raise ConfigurationError(f"Segment host must be an http(s) URL, got {value!r}")
     if parts.username or parts.password or parts.query or parts.fragment:
         # Credentials in the URL would end up in logs; the write key goes in the Authorization header.
-        raise ConfigurationError(
-            "Segment host must be a plain base URL, without credentials, query or fragment"
-        )
+        raise ConfigurationError("Segment host must be a plain base URL, without credentials, query or fragment")
     return stripped

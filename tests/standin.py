@@ -121,7 +121,9 @@ class StandIn:
         server = _QuietServer(("127.0.0.1", 0), _make_handler(self))
         server.daemon_threads = True
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="segment-standin", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="segment-standin", daemon=True
+        )
         self._thread.start()
         return self
 
