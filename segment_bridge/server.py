@@ -49,6 +49,7 @@ import orjson
 from pydantic import SecretStr
 
 from segment_bridge.exceptions import (
+    BridgeError,
     ConfigurationError,
     DeliveryError,
     MissingExtraError,
@@ -1182,3 +1183,20 @@ def serve_main(args: argparse.Namespace) -> int:
     server.run()
     # uvicorn exits the process itself when the app fails at startup; a clean stop lands here.
     return 0 if server.started else 1
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    """``python -m segment_bridge.server``: the ``serve`` command on its own (same options and exit codes)."""
+    parser = argparse.ArgumentParser(prog="segment-bridge serve", description="Receive Twilio Event Streams webhooks.")
+    add_serve_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return serve_main(args)
+    except BridgeError as error:
+        # The one place this module prints: a startup error is one line and exit 2, like the CLI.
+        print(f"segment-bridge serve: error: {error}", file=sys.stderr)  # noqa: T201
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised in a subprocess
+    sys.exit(_main())
