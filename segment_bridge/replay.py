@@ -440,6 +440,7 @@ def replay_files(
     transport: Transport,
     *,
     checkpoint_path: str | Path | None = None,
+    checkpoint_interval: float = 0.5,
     dead_letter: DeadLetterWriter | None = None,
     **options: Any,
 ) -> ReplaySummary:
@@ -450,13 +451,18 @@ def replay_files(
         mapping: the compiled mapping.
         transport: where batches go.
         checkpoint_path: resume from and save to this checkpoint file.
+        checkpoint_interval: least seconds between two checkpoint saves (the final save always happens).
         dead_letter: where refused and failed events go.
         **options: passed on to :func:`replay` (``policy``, ``concurrency``, ``progress``, ...).
 
     Returns:
         The summary, ``skipped`` included.
     """
-    checkpoint = Checkpoint(checkpoint_path, key="\n".join(names)) if checkpoint_path is not None else None
+    checkpoint = (
+        Checkpoint(checkpoint_path, key="\n".join(names), interval=checkpoint_interval)
+        if checkpoint_path is not None
+        else None
+    )
     after = checkpoint.load() if checkpoint is not None else None
     source = RecordTranslations(iter_records(names), mapping, after=after)
     summary = replay(source, transport, checkpoint=checkpoint, dead_letter=dead_letter, **options)

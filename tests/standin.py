@@ -104,7 +104,8 @@ class StandIn:
         self._auth = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
         self._random = random.Random(seed)
         self._lock = threading.Lock()
-        self._script: list[Fault | int] = []
+        self._changed = threading.Condition(self._lock)
+        self._script: list[Fault | int | None] = []
         self._accepted: Counter[str] = Counter()
         self._requests: list[RequestRecord] = []
         self._violations: list[str] = []
@@ -160,8 +161,12 @@ class StandIn:
 
     # -- control and observations ----------------------------------------------------------------------------
 
-    def script(self, *answers: Fault | int) -> None:
-        """Queue faults (or bare HTTP statuses) for the next requests, in order; then normal service."""
+    def script(self, *answers: Fault | int | None) -> None:
+        """Queue answers for the next requests, in order, then serve normally.
+
+        Each is a :class:`Fault`, a bare HTTP status (answered without looking at the batch, accepting
+        nothing), or ``None`` for normal service.
+        """
         with self._lock:
             self._script.extend(answers)
 
@@ -188,6 +193,11 @@ class StandIn:
         """Messages Segment would have dropped after answering 200 (bad shape, too many per batch)."""
         with self._lock:
             return list(self._violations)
+
+    def wait_accepted(self, count: int, timeout: float = 10.0) -> bool:
+        """Block until at least ``count`` distinct messageIds were accepted; False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: len(self._accepted) >= count, timeout=timeout)
 
     def stats(self) -> dict[str, int]:
         """Counts of requests, accepted messages (with and without repeats) and violations."""
@@ -232,6 +242,7 @@ class StandIn:
         with self._lock:
             self._accepted.update(accepted)
             self._violations.extend(problems)
+            self._changed.notify_all()
 
 
 class _QuietServer(ThreadingHTTPServer):
