@@ -47,6 +47,11 @@ _PHONE_SOURCES = frozenset(
         "param:ForwardedFrom",
     }
 )
+# The sources the translation hot path has without decoding the whole event (see events.CallProgressEvent).
+_HOT_PATH_SOURCES = frozenset(
+    {f"event:{name}" for name in ("specversion", "id", "source", "type", "time", "dataschema")}
+    | {f"data:{name}" for name in ("sid", "timestamp", "eventSid")}
+)
 _EVENT_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*( [A-Z][A-Za-z0-9]*)+$")
 _PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 _RESERVED_PROPERTIES = frozenset({"revenue", "currency", "value"})
@@ -125,6 +130,13 @@ class MappingSpec(_Strict):
                 )
         return events
 
+    def source_refs(self) -> set[str]:
+        """Every value source the mapping reads."""
+        refs = {*self.identity.anonymous_id, *self.identity.user_id}
+        for prop in self.properties.values():
+            refs.update(prop.from_)
+        return refs
+
     def lint(self) -> list[str]:
         """Findings against Segment's naming spec: Title Case "Object Action" events, snake_case properties."""
         findings = [
@@ -192,45 +204,18 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def _present(value: Any) -> bool:
-    return value is not None and value != ""
-
-
-def _param_getter(name: str) -> Getter:
-    snake = _snake(name)
-
-    def get(_event: dict[str, Any], _data: dict[str, Any], params: dict[str, Any]) -> Any:
-        value = params.get(name)
-        return value if _present(value) else params.get(snake)
-
-    return get
-
-
-def _data_getter(path: str) -> Getter:
-    # Twilio documents camelCase data keys; tolerate snake_case spellings of each segment as well.
-    steps = [(key, _snake(key), _camel(key)) for key in path.split(".")]
-
-    def get(_event: dict[str, Any], data: dict[str, Any], _params: dict[str, Any]) -> Any:
-        node: Any = data
-        for spellings in steps:
-            if not isinstance(node, dict):
-                return None
-            for key in spellings:
-                if key in node:
-                    node = node[key]
-                    break
-            else:
-                return None
-        return node
-
-    return get
-
-
-def _event_getter(attribute: str) -> Getter:
-    def get(event: dict[str, Any], _data: dict[str, Any], _params: dict[str, Any]) -> Any:
-        return event.get(attribute)
-
-    return get
+def _dig(node: Any, steps: tuple[tuple[str, ...], ...]) -> Any:
+    # Twilio documents camelCase data keys; each step lists the spellings tolerated (as written, snake, camel).
+    for spellings in steps:
+        if not isinstance(node, dict):
+            return None
+        for key in spellings:
+            if key in node:
+                node = node[key]
+                break
+        else:
+            return None
+    return node
 
 
 def customer_phone(params: Mapping[str, Any]) -> Any:
@@ -243,46 +228,9 @@ def customer_phone(params: Mapping[str, Any]) -> Any:
     return None
 
 
-def _derived_getter(name: str) -> Getter:
-    if name == "customer_phone":
-        return lambda _event, _data, params: customer_phone(params)
-
-    def schema_version(event: dict[str, Any], _data: dict[str, Any], _params: dict[str, Any]) -> Any:
-        tail = str(event.get("dataschema") or "").rstrip("/").rpartition("/")[2]
-        return int(tail) if tail.isdigit() else None
-
-    return schema_version
-
-
-def _getter(ref: str) -> Getter:
-    kind, _, name = ref.partition(":")
-    if kind == "param":
-        return _param_getter(name)
-    if kind == "data":
-        return _data_getter(name)
-    if kind == "event":
-        return _event_getter(name)
-    return _derived_getter(name)
-
-
-def _first_of(refs: tuple[str, ...]) -> Getter:
-    getters = [_getter(ref) for ref in refs]
-
-    def get(event: dict[str, Any], data: dict[str, Any], params: dict[str, Any]) -> Any:
-        for getter in getters:
-            value = getter(event, data, params)
-            if _present(value):
-                return value
-        return None
-
-    return get
-
-
-def _constant(value: Any) -> Getter:
-    def get(_event: dict[str, Any], _data: dict[str, Any], _params: dict[str, Any]) -> Any:
-        return value
-
-    return get
+def _schema_version(event: Mapping[str, Any]) -> int | None:
+    tail = str(event.get("dataschema") or "").rstrip("/").rpartition("/")[2]
+    return int(tail) if tail.isdigit() else None
 
 
 def _to_int(value: Any) -> Any:
@@ -292,12 +240,49 @@ def _to_int(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class _CompiledProperty:
-    name: str
-    get: Getter
-    convert: Callable[[Any], Any] | None
-    hashed: bool
+# Compilation. A mapping is applied to every event, so its sources are compiled into one straight-line Python
+# function per mapping (as dataclasses and attrs do for __init__): a handful of dict look-ups instead of a chain of
+# closures. Only validated source references and repr()'d keys reach the generated text.
+
+
+def _lookup(ref: str, target: str) -> list[str]:
+    kind, _, name = ref.partition(":")
+    if kind == "param":
+        lines = [f"{target} = params.get({name!r})"]
+        snake = _snake(name)
+        if snake != name:
+            lines.append(f"if {target} is None or {target} == '': {target} = params.get({snake!r})")
+        return lines
+    if kind == "data":
+        steps = tuple((key, _snake(key), _camel(key)) for key in name.split("."))
+        return [f"{target} = _dig(data, {steps!r})"]
+    if kind == "event":
+        return [f"{target} = event.get({name!r})"]
+    if name == "customer_phone":
+        return [f"{target} = _customer_phone(params)"]
+    return [f"{target} = _schema_version(event)"]
+
+
+def _first_present(refs: tuple[str, ...], target: str) -> list[str]:
+    lines: list[str] = []
+    for index, ref in enumerate(refs):
+        if index == 0:
+            lines += _lookup(ref, target)
+        else:
+            lines.append(f"if {target} is None or {target} == '':")
+            lines += ["    " + line for line in _lookup(ref, target)]
+    return lines
+
+
+def _indent(lines: list[str]) -> list[str]:
+    return ["    " + line for line in lines]
+
+
+def _compile_function(name: str, body: list[str], namespace: dict[str, Any]) -> Getter:
+    source = "\n".join([f"def {name}(event, data, params):", *_indent(body)])
+    exec(compile(source, f"<segment-bridge mapping: {name}>", "exec"), namespace)  # noqa: S102 - see above
+    function: Getter = namespace[name]
+    return function
 
 
 @dataclass(frozen=True)
@@ -307,15 +292,14 @@ class CompiledMapping:
     spec: MappingSpec
     source: str
     warnings: tuple[str, ...] = ()
-    hash_key: bytes | None = field(default=None, repr=False)
-    _properties: tuple[_CompiledProperty, ...] = field(default=(), repr=False)
-    _anonymous_id: Getter | None = field(default=None, repr=False)
-    _anonymous_id_hashed: tuple[bool, ...] = field(default=(), repr=False)
-    _user_id: Getter | None = field(default=None, repr=False)
+    #: Whether a source reads beyond the fields the hot path validates, so the whole event must be decoded.
+    reads_whole_event: bool = field(default=True, repr=False)
+    _properties: Getter | None = field(default=None, repr=False)
+    _identity: Getter | None = field(default=None, repr=False)
 
     @classmethod
     def compile(cls, spec: MappingSpec, source: str = "<mapping>", *, hash_key: bytes | None = None) -> CompiledMapping:
-        """Turn a spec into getters.
+        """Turn a spec into its two compiled functions (properties, identity).
 
         Raises:
             ConfigurationError: the spec hashes phone numbers and no ``hash_key`` was given.
@@ -326,37 +310,57 @@ class CompiledMapping:
                 f"{source}: hashing.phone_numbers is on but no hash key was given "
                 "(set SEGMENT_BRIDGE_HASH_KEY or pass --hash-key-file)"
             )
-        properties = []
-        for name, prop in spec.properties.items():
-            getter = _constant(prop.value) if prop.value is not None else _first_of(prop.from_)
-            convert = _to_int if prop.type == "int" else (str if prop.type == "string" else None)
-            properties.append(_CompiledProperty(name, getter, convert, hashing and prop.pii == "phone"))
+        key = hash_key or b""
+
+        def hash_value(value: Any) -> str:
+            return hmac.new(key, str(value).encode(), hashlib.sha256).hexdigest()
+
+        namespace: dict[str, Any] = {
+            "_dig": _dig,
+            "_customer_phone": customer_phone,
+            "_schema_version": _schema_version,
+            "_to_int": _to_int,
+            "_hash": hash_value,
+        }
+        body = ["result = {}"]
+        for index, (name, prop) in enumerate(spec.properties.items()):
+            if prop.value is not None:
+                namespace[f"_constant_{index}"] = prop.value
+                body.append(f"result[{name!r}] = _constant_{index}")
+                continue
+            value = "v"
+            if prop.type == "int":
+                value = f"_to_int({value})"
+            elif prop.type == "string":
+                value = f"str({value})"
+            if hashing and prop.pii == "phone":
+                value = f"_hash({value})"
+            body += _first_present(prop.from_, "v")
+            body.append(f"if v is not None and v != '': result[{name!r}] = {value}")
+        body.append("return result")
+        properties = _compile_function("properties", body, namespace)
+
+        body = []
+        for target, refs in (("anonymous", spec.identity.anonymous_id), ("user", spec.identity.user_id)):
+            body.append(f"{target} = None")
+            for index, ref in enumerate(refs):
+                lookup = [*_lookup(ref, "v"), "if v is not None and v != '':"]
+                hashed = hashing and ref in _PHONE_SOURCES
+                lookup.append(f"    {target} = {'_hash(v)' if hashed else 'str(v)'}")
+                body += lookup if index == 0 else [f"if {target} is None:", *_indent(lookup)]
+        body.append("return anonymous, user")
+        identity = _compile_function("identity", body, namespace)
         return cls(
             spec=spec,
             source=source,
             warnings=tuple(spec.lint()),
-            hash_key=hash_key if hashing else None,
-            _properties=tuple(properties),
-            _anonymous_id=cls._identity(spec.identity.anonymous_id, hashing),
-            _user_id=cls._identity(spec.identity.user_id, hashing) if spec.identity.user_id else None,
+            reads_whole_event=any(
+                ref not in _HOT_PATH_SOURCES and not ref.startswith(("param:", "derived:"))
+                for ref in spec.source_refs()
+            ),
+            _properties=properties,
+            _identity=identity,
         )
-
-    @staticmethod
-    def _identity(refs: tuple[str, ...], hashing: bool) -> Getter:
-        getters = [(_getter(ref), hashing and ref in _PHONE_SOURCES) for ref in refs]
-
-        def get(event: dict[str, Any], data: dict[str, Any], params: dict[str, Any]) -> Any:
-            for getter, hashed in getters:
-                value = getter(event, data, params)
-                if _present(value):
-                    return ("#", value) if hashed else value
-            return None
-
-        return get
-
-    def _hash(self, value: Any) -> str:
-        assert self.hash_key is not None  # noqa: S101 - compile() guarantees a key whenever hashing is on
-        return hmac.new(self.hash_key, str(value).encode(), hashlib.sha256).hexdigest()
 
     def event_name(self, event_type: str) -> str | None:
         """The Segment event name for a supported type, or ``None`` when the mapping has none."""
@@ -364,27 +368,17 @@ class CompiledMapping:
 
     def properties(self, event: dict[str, Any], data: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         """The Segment properties of one event; absent values and empty strings are left out."""
-        result: dict[str, Any] = {}
-        for prop in self._properties:
-            value = prop.get(event, data, params)
-            if value is None or value == "":
-                continue
-            if prop.convert is not None:
-                value = prop.convert(value)
-            result[prop.name] = self._hash(value) if prop.hashed else value
+        assert self._properties is not None  # noqa: S101 - set by compile(), the only constructor used
+        result: dict[str, Any] = self._properties(event, data, params)
         return result
 
     def identity(
         self, event: dict[str, Any], data: dict[str, Any], params: dict[str, Any]
     ) -> tuple[str | None, str | None]:
         """``(anonymousId, userId)`` as strings, hashed where the mapping says so; ``None`` when absent."""
-        ids: list[str | None] = []
-        for getter in (self._anonymous_id, self._user_id):
-            value = getter(event, data, params) if getter is not None else None
-            if isinstance(value, tuple):
-                value = self._hash(value[1])
-            ids.append(None if value is None else str(value))
-        return ids[0], ids[1]
+        assert self._identity is not None  # noqa: S101 - set by compile(), the only constructor used
+        ids: tuple[str | None, str | None] = self._identity(event, data, params)
+        return ids
 
 
 def load_mapping(source: str | Path | Traversable | None = None, *, hash_key: bytes | None = None) -> CompiledMapping:

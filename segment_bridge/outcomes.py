@@ -6,9 +6,11 @@ them the same way. The dead-letter record shape is shared by every command and i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+import orjson
 
 from segment_bridge.track import TrackCall
 
@@ -67,19 +69,45 @@ class Refusal:
         }
 
 
-@dataclass(frozen=True, slots=True)
 class Translation:
     """The result of translating one CloudEvent.
 
-    Exactly one of ``track`` (translated), ``refusal`` (refused) is set, or neither (acknowledged, e.g. the sink
+    Exactly one of ``track`` (translated) or ``refusal`` (refused) is set, or neither (acknowledged, e.g. the sink
     test event, with ``note`` saying why). ``event`` is the original element as decoded (or the raw text when it
-    was not JSON), kept for dead-letter records.
+    was not JSON), kept for dead-letter records; on the fast path it is decoded from the original bytes only when
+    someone asks for it.
     """
 
-    outcome: Outcome
-    event: Any = field(repr=False)
-    event_id: str | None = None
-    event_type: str | None = None
-    track: TrackCall | None = None
-    refusal: Refusal | None = None
-    note: str = ""
+    __slots__ = ("_event", "_raw", "event_id", "event_type", "note", "outcome", "refusal", "track")
+
+    def __init__(
+        self,
+        outcome: Outcome,
+        event: Any = None,
+        event_id: str | None = None,
+        event_type: str | None = None,
+        track: TrackCall | None = None,
+        refusal: Refusal | None = None,
+        note: str = "",
+        *,
+        raw: bytes | None = None,
+    ) -> None:
+        self.outcome = outcome
+        self._event = event
+        self._raw = raw
+        self.event_id = event_id
+        self.event_type = event_type
+        self.track = track
+        self.refusal = refusal
+        self.note = note
+
+    @property
+    def event(self) -> Any:
+        """The original CloudEvent (decoded JSON), or the raw text when it was not JSON."""
+        if self._event is None and self._raw is not None:
+            self._event = orjson.loads(self._raw)
+        return self._event
+
+    def __repr__(self) -> str:
+        detail = self.refusal.reason if self.refusal is not None else (self.note or "")
+        return f"Translation({self.outcome}, {self.event_type!r}, {self.event_id!r}{', ' if detail else ''}{detail})"

@@ -17,13 +17,7 @@ from pydantic import ValidationError
 
 from segment_bridge import __version__
 from segment_bridge.catalog import EventSupport, classify
-from segment_bridge.events import (
-    CloudEvent,
-    VoiceCallEvent,
-    format_timestamp,
-    parse_timestamp,
-    validation_error_path,
-)
+from segment_bridge.events import CallProgressEvent, event_timestamp, validation_error_path
 from segment_bridge.mapping import CompiledMapping, load_mapping
 from segment_bridge.outcomes import Outcome, Refusal, RefusalReason, Translation
 from segment_bridge.track import MAX_MESSAGE_BYTES, MAX_MESSAGE_ID_LENGTH, TrackCall, message_id_for
@@ -45,29 +39,29 @@ def _refuse(
     hint: str = "",
     event_id: str | None = None,
     event_type: str | None = None,
+    raw: bytes | None = None,
 ) -> Translation:
     refusal = Refusal(reason, message, hint, event_id, event_type)
-    return Translation(Outcome.REFUSED, element, event_id, event_type, refusal=refusal)
+    return Translation(Outcome.REFUSED, element, event_id, event_type, refusal=refusal, raw=raw)
 
 
 def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _event_time(event: CloudEvent, data: dict[str, Any], params: dict[str, Any]) -> tuple[str, str] | str:
+def _event_time(event: CallProgressEvent, params: dict[str, Any]) -> tuple[str, str] | str:
     """The event's own time as ``(iso, "")``, or an error text naming the field; never the time of processing."""
-    candidates = (
+    for path, value, rfc2822 in (
         ("time", event.time, False),
-        ("data.timestamp", data.get("timestamp"), False),
+        ("data.timestamp", event.data.timestamp, False),
         ("data.request.parameters.Timestamp", params.get("Timestamp") or params.get("timestamp"), True),
-    )
-    for path, value, rfc2822 in candidates:
-        if value is None or value == "":
-            continue
-        try:
-            return format_timestamp(parse_timestamp(str(value), rfc2822=rfc2822)), ""
-        except (ValueError, TypeError, IndexError, OverflowError):
-            return f"{path}: not a valid {'RFC 2822' if rfc2822 else 'ISO-8601'} timestamp: {str(value)[:64]!r}"
+    ):
+        if value:
+            try:
+                return event_timestamp(str(value), rfc2822=rfc2822), ""
+            except (ValueError, TypeError, IndexError, OverflowError):
+                kind = "RFC 2822" if rfc2822 else "ISO-8601"
+                return f"{path}: not a valid {kind} timestamp: {str(value)[:64]!r}"
     return ""
 
 
@@ -126,50 +120,83 @@ def _translate_supported(
     element: dict[str, Any], mapping: CompiledMapping, event_id: str | None, event_type: str
 ) -> Translation:
     try:
-        event = CloudEvent.model_validate(element)
+        event = CallProgressEvent.model_validate(element)
     except ValidationError as error:
         path, text = validation_error_path(error)
         return _refuse(element, RefusalReason.INVALID_EVENT, f"{path}: {text}", "", event_id, event_type)
-    try:
-        VoiceCallEvent.model_validate(event.data)
-    except ValidationError as error:
-        path, text = validation_error_path(error, "data")
-        return _refuse(element, RefusalReason.INVALID_EVENT, f"{path}: {text}", "", event_id, event_type)
-    data: dict[str, Any] = event.data
-    request = data.get("request")
-    params = request.get("parameters") if isinstance(request, dict) else None
-    if not isinstance(params, dict):
-        params = {}
-    moment = _event_time(event, data, params)
+    data = element["data"]
+    if isinstance(data, str):
+        # Validation decoded the JSON string into the model; the mapping reads the decoded dictionary too.
+        data = orjson.loads(data)
+    return _map(event, element, data, mapping, element, None)
+
+
+def _map(
+    event: CallProgressEvent,
+    attributes: dict[str, Any],
+    data: dict[str, Any],
+    mapping: CompiledMapping,
+    element: Any,
+    raw: bytes | None,
+) -> Translation:
+    params = event.parameters
+    moment = _event_time(event, params)
     if isinstance(moment, str):
         if moment:
-            return _refuse(element, RefusalReason.INVALID_EVENT, moment, "", event.id, event_type)
+            return _refuse(element, RefusalReason.INVALID_EVENT, moment, "", event.id, event.type, raw)
         return _refuse(
             element,
             RefusalReason.MISSING_TIMESTAMP,
             "no event time in time, data.timestamp or the Timestamp parameter",
             "The bridge never stamps events with the time of processing; fix the producer or the archive.",
             event.id,
-            event_type,
+            event.type,
+            raw,
         )
-    anonymous_id, user_id = mapping.identity(element, data, params)
+    anonymous_id, user_id = mapping.identity(attributes, data, params)
     message: dict[str, Any] = {"type": "track"}
-    name = mapping.event_name(event_type)
+    name = mapping.event_name(event.type)
     if name:
         message["event"] = name
     if user_id is not None:
         message["userId"] = user_id
     if anonymous_id is not None:
         message["anonymousId"] = anonymous_id
-    message["properties"] = mapping.properties(element, data, params)
+    message["properties"] = mapping.properties(attributes, data, params)
     message["timestamp"] = moment[0]
     message["context"] = {"library": dict(_LIBRARY)}
-    message["messageId"] = message_id_for(event.source, event.id, event_type, mapping.spec.message_id_prefix)
-    call = TrackCall.from_message(message, event.id, event_type)
+    message["messageId"] = message_id_for(event.source, event.id, event.type, mapping.spec.message_id_prefix)
+    call = TrackCall.from_message(message, event.id, event.type)
     refusal = check_track_message(call)
-    if refusal is not None:
-        return Translation(Outcome.REFUSED, element, event.id, event_type, refusal=refusal)
-    return Translation(Outcome.TRANSLATED, element, event.id, event_type, track=call)
+    outcome = Outcome.TRANSLATED if refusal is None else Outcome.REFUSED
+    track = call if refusal is None else None
+    return Translation(outcome, element, event.id, event.type, track=track, refusal=refusal, raw=raw)
+
+
+def _translate_fast(raw: bytes | str, mapping: CompiledMapping) -> Translation | None:
+    """Validate a single supported event straight from JSON; ``None`` sends the input down the general path."""
+    try:
+        event = CallProgressEvent.model_validate_json(raw)
+    except ValidationError:
+        return None
+    if classify(event.type).support is not EventSupport.SUPPORTED:
+        return None
+    body = raw.encode() if isinstance(raw, str) else raw
+    if mapping.reads_whole_event:
+        element = orjson.loads(body)
+        if not isinstance(element.get("data"), dict):
+            return None
+        return _map(event, element, element["data"], mapping, element, None)
+    attributes = {
+        "specversion": event.specversion,
+        "id": event.id,
+        "source": event.source,
+        "type": event.type,
+        "time": event.time,
+        "dataschema": event.dataschema,
+    }
+    data = {"sid": event.data.sid, "timestamp": event.data.timestamp, "eventSid": event.data.event_sid}
+    return _map(event, attributes, data, mapping, None, body)
 
 
 def translate_record(raw: str | bytes, mapping: CompiledMapping) -> list[Translation]:
@@ -178,6 +205,9 @@ def translate_record(raw: str | bytes, mapping: CompiledMapping) -> list[Transla
     Text that is not JSON comes back as one ``invalid_json`` refusal carrying the raw text; an array yields one
     translation per element, in order.
     """
+    fast = _translate_fast(raw, mapping)
+    if fast is not None:
+        return [fast]
     try:
         decoded = orjson.loads(raw)
     except orjson.JSONDecodeError as error:

@@ -1,0 +1,137 @@
+"""Throughput of the full translate path against a no-validation floor, measured in the same run.
+
+    python benchmarks/translate.py [--events 100000] [--repeats 3]
+
+Generates realistic call-progress events (four per call, filled parameters, ~1.5 KB each) as JSON Lines, then
+times, over the same lines:
+
+* floor:      orjson.loads -> a hand-written track dict -> orjson.dumps (no validation, no mapping file)
+* translate:  segment_bridge.translate_record (parse with pydantic, classify, map, check Segment's rules, serialize)
+
+and reports events/s and the ratio translate/floor (best of N repeats, alternating, to damp a noisy machine).
+It also runs `segment-bridge translate` on the file as a subprocess at two input sizes and reports peak RSS, to
+show memory does not grow with the input (streaming).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+import orjson
+
+from segment_bridge import load_mapping, translate_record
+from segment_bridge.samples import iter_call_events
+
+
+def write_events(path: Path, count: int) -> int:
+    size = 0
+    with path.open("wb") as out:
+        for event in iter_call_events(count):
+            line = orjson.dumps(event) + b"\n"
+            size += len(line)
+            out.write(line)
+    return size
+
+
+def floor(lines: list[bytes]) -> int:
+    """The fastest honest thing: decode, pick fields by hand, encode. No validation, no checks."""
+    produced = 0
+    for line in lines:
+        event = orjson.loads(line)
+        data = event["data"]
+        params = data["request"]["parameters"]
+        message = {
+            "type": "track",
+            "event": "Call " + event["type"].rpartition(".")[2].title(),
+            "anonymousId": params.get("From") or data["sid"],
+            "properties": {
+                "call_sid": params.get("CallSid"),
+                "account_sid": params.get("AccountSid"),
+                "call_status": params.get("CallStatus"),
+                "direction": params.get("Direction"),
+                "from": params.get("From"),
+                "to": params.get("To"),
+                "sequence_number": int(params.get("SequenceNumber", "0")),
+            },
+            "timestamp": event.get("time"),
+            "messageId": hashlib.sha256((event["source"] + event["id"] + event["type"]).encode()).hexdigest(),
+        }
+        produced += len(orjson.dumps(message)) > 0
+    return produced
+
+
+def bridge(lines: list[bytes]) -> int:
+    mapping = load_mapping()
+    produced = 0
+    for line in lines:
+        for translation in translate_record(line, mapping):
+            produced += translation.track is not None
+    return produced
+
+
+def timed(fn, lines: list[bytes]) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    produced = fn(lines)
+    return time.perf_counter() - start, produced
+
+
+def peak_rss_mb(path: Path) -> float:
+    code = (
+        "import resource, sys; from segment_bridge.cli import main; "
+        "rc = main(['translate', '--quiet', sys.argv[1]]); "
+        "sys.stderr.write('RSS=%d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    result = (
+        subprocess.run(
+            [sys.executable, "-c", code, str(path)], capture_output=True, check=False, stdout=subprocess.DEVNULL
+        )
+        if False
+        else subprocess.run(
+            [sys.executable, "-c", code, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
+        )
+    )
+    line = [ln for ln in result.stderr.decode().splitlines() if ln.startswith("RSS=")][0]
+    return int(line[4:]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "events.jsonl"
+        size = write_events(path, args.events)
+        lines = path.read_bytes().splitlines()
+        print(f"{args.events} events, {size / args.events:.0f} bytes each on average")
+        best = {"floor": float("inf"), "translate": float("inf")}
+        for _ in range(args.repeats):
+            for name, fn in (("floor", floor), ("translate", bridge)):
+                seconds, produced = timed(fn, lines)
+                assert produced == args.events, (name, produced)
+                best[name] = min(best[name], seconds)
+        for name, seconds in best.items():
+            print(f"{name:>10}: {args.events / seconds:>10,.0f} events/s  ({seconds * 1e6 / args.events:.1f} µs/event)")
+        print(f"     ratio: {best['floor'] / best['translate']:.2f}x the floor's throughput (target >= 0.8x)")
+
+        small = Path(tmp) / "small.jsonl"
+        write_events(small, max(args.events // 10, 1))
+        rss_small, rss_large = peak_rss_mb(small), peak_rss_mb(path)
+        print(
+            f"peak RSS of `segment-bridge translate`: {rss_small:.1f} MB for {max(args.events // 10, 1)} events, "
+            f"{rss_large:.1f} MB for {args.events} events (+{rss_large - rss_small:.1f} MB)"
+        )
+        del lines
+    _ = resource, parsedate_to_datetime
+
+
+if __name__ == "__main__":
+    main()
