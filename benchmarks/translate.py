@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import resource
 import subprocess
 import sys
 import tempfile
 import time
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import orjson
@@ -98,7 +96,7 @@ def peak_rss_mb(path: Path) -> float:
             [sys.executable, "-c", code, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
         )
     )
-    line = [ln for ln in result.stderr.decode().splitlines() if ln.startswith("RSS=")][0]
+    line = next(ln for ln in result.stderr.decode().splitlines() if ln.startswith("RSS="))
     return int(line[4:]) / 1024
 
 
@@ -130,7 +128,6 @@ def main() -> None:
             f"{rss_large:.1f} MB for {args.events} events (+{rss_large - rss_small:.1f} MB)"
         )
         del lines
-    _ = resource, parsedate_to_datetime
 
 
 if __name__ == "__main__":
