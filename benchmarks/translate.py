@@ -87,14 +87,8 @@ def peak_rss_mb(path: Path) -> float:
         "rc = main(['translate', '--quiet', sys.argv[1]]); "
         "sys.stderr.write('RSS=%d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
-    result = (
-        subprocess.run(
-            [sys.executable, "-c", code, str(path)], capture_output=True, check=False, stdout=subprocess.DEVNULL
-        )
-        if False
-        else subprocess.run(
-            [sys.executable, "-c", code, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
-        )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
     )
     line = next(ln for ln in result.stderr.decode().splitlines() if ln.startswith("RSS="))
     return int(line[4:]) / 1024
