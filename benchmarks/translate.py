@@ -82,10 +82,12 @@ def timed(fn, lines: list[bytes]) -> tuple[float, int]:  # type: ignore[no-untyp
 
 
 def peak_rss_mb(path: Path) -> float:
+    # VmHWM, not ru_maxrss: Linux carries the forking parent's high-water mark into ru_maxrss across exec.
     code = (
-        "import resource, sys; from segment_bridge.cli import main; "
+        "import sys; from segment_bridge.cli import main; "
         "rc = main(['translate', '--quiet', sys.argv[1]]); "
-        "sys.stderr.write('RSS=%d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]; "
+        "sys.stderr.write('RSS=%s\\n' % hwm)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
