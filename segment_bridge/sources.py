@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -36,8 +37,10 @@ class Record:
     raw: bytes
 
 
-def open_input(name: str) -> BinaryIO:
+def open_input(name: str, stack: ExitStack) -> BinaryIO:
     """Open a path (``-`` is stdin) for binary reading, decompressing gzip transparently.
+
+    Whatever is opened is closed by ``stack``; stdin is left open.
 
     Raises:
         ConfigurationError: the path cannot be opened.
@@ -46,11 +49,12 @@ def open_input(name: str) -> BinaryIO:
         stream: BinaryIO = sys.stdin.buffer
     else:
         try:
-            stream = Path(name).open("rb")  # noqa: SIM115 - the caller owns and closes the stream
+            stream = stack.enter_context(Path(name).open("rb"))
         except OSError as error:
             raise ConfigurationError(f"cannot read {name}: {error.strerror or type(error).__name__}") from None
     if name.endswith(".gz") or _peek(stream).startswith(_GZIP_MAGIC):
-        return gzip.open(stream, "rb")  # type: ignore[return-value]
+        # GzipFile never closes a file object it was handed; the stack closes both.
+        return stack.enter_context(gzip.GzipFile(fileobj=stream, mode="rb"))  # type: ignore[return-value]
     return stream
 
 
@@ -100,12 +104,10 @@ def iter_records(names: Iterable[str]) -> Iterator[Record]:
         ConfigurationError: an input cannot be opened or read.
     """
     for file_index, name in enumerate(names):
-        stream = open_input(name)
-        try:
-            yield from _records_of(name, file_index, stream)
-        except (OSError, EOFError) as error:
-            # A truncated gzip member or an I/O error mid-file: say where, and stop rather than guess.
-            raise ConfigurationError(f"cannot read {name}: {error}") from None
-        finally:
-            if stream is not sys.stdin.buffer:
-                stream.close()
+        with ExitStack() as stack:
+            stream = open_input(name, stack)
+            try:
+                yield from _records_of(name, file_index, stream)
+            except (OSError, EOFError) as error:
+                # A truncated gzip member or an I/O error mid-file: say where, and stop rather than guess.
+                raise ConfigurationError(f"cannot read {name}: {error}") from None

@@ -1,0 +1,74 @@
+"""events: CloudEvent parsing tolerates Twilio's quirks and names bad fields."""
+
+from __future__ import annotations
+
+import pytest
+from eventfiles import load_event
+
+from segment_bridge import CloudEvent, InvalidEventError, VoiceCallEvent, parse_event
+from segment_bridge.events import event_timestamp
+
+
+def test_seed_quirks_parse() -> None:
+    event = parse_event(load_event("seed_answered.json"))
+    assert event.time is None
+    assert event.datacontenttype == "2025-10-08T07:17:02.363Z"
+    assert event.schema_version == 2
+    data = VoiceCallEvent.model_validate(event.data)
+    assert data.event_sid == "VW0000000000000000000000000000001"
+    assert data.request is not None
+    assert data.request.parameters == {}
+
+
+def test_data_as_json_string_and_extensions_survive() -> None:
+    raw = load_event("data_as_string_ringing.json")
+    raw["traceparent"] = "00-abc-def-01"
+    event = parse_event(raw)
+    assert isinstance(event.data, dict)
+    assert event.model_extra == {"traceparent": "00-abc-def-01"}
+
+
+def test_snake_case_data_keys_are_accepted() -> None:
+    data = VoiceCallEvent.model_validate({"sid": "CA1", "event_sid": "VW1", "request_date_created": "x"})
+    assert data.event_sid == "VW1"
+    assert data.request_date_created == "x"
+
+
+def test_unknown_data_fields_survive() -> None:
+    data = VoiceCallEvent.model_validate({"sid": "CA1", "brandNewField": 3})
+    assert data.model_extra == {"brandNewField": 3}
+
+
+@pytest.mark.parametrize(("obj", "path"), [({}, "specversion"), ([], ""), ({"specversion": "1.0", "id": ""}, "id")])
+def test_invalid_events_name_the_field(obj: object, path: str) -> None:
+    with pytest.raises(InvalidEventError) as caught:
+        parse_event(obj)
+    assert caught.value.path == path
+    assert isinstance(caught.value, ValueError)
+
+
+def test_cloud_event_is_frozen() -> None:
+    event = CloudEvent.model_validate(load_event("seed_answered.json"))
+    with pytest.raises(ValueError, match="frozen"):
+        event.id = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("text", "rfc2822", "expected"),
+    [
+        ("2025-01-01T00:00:00.000Z", False, "2025-01-01T00:00:00.000Z"),
+        ("2025-01-01T00:00:00Z", False, "2025-01-01T00:00:00.000Z"),
+        ("2025-01-01T02:00:00.123456+02:00", False, "2025-01-01T00:00:00.123Z"),
+        ("2025-01-01T00:00:00", False, "2025-01-01T00:00:00.000Z"),
+        ("Sun, 24 Aug 2025 13:49:54 +0000", True, "2025-08-24T13:49:54.000Z"),
+        ("Sun, 24 Aug 2025 15:49:54 +0200", True, "2025-08-24T13:49:54.000Z"),
+    ],
+)
+def test_event_timestamps_normalise_to_utc_milliseconds(text: str, rfc2822: bool, expected: str) -> None:
+    assert event_timestamp(text, rfc2822=rfc2822) == expected
+
+
+@pytest.mark.parametrize("text", ["2025-13-01T00:00:00.000Z", "yesterday", ""])
+def test_bad_timestamps_raise_value_error(text: str) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - the stdlib's message varies by input
+        event_timestamp(text)

@@ -1,0 +1,41 @@
+"""track: messageId is deterministic, bounded and collision-resistant across the fields."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from segment_bridge.track import MAX_MESSAGE_ID_LENGTH, TrackCall, message_id_for
+
+ids = st.text(min_size=1, max_size=300)
+
+
+@given(ids, ids, ids)
+def test_message_id_is_deterministic_and_at_most_100_characters(source: str, event_id: str, event_type: str) -> None:
+    first = message_id_for(source, event_id, event_type, "twilio-voice")
+    assert first == message_id_for(source, event_id, event_type, "twilio-voice")
+    assert len(first) <= MAX_MESSAGE_ID_LENGTH
+    assert first.startswith("twilio-voice:")
+
+
+@given(ids, ids, ids, ids)
+def test_message_id_differs_when_any_field_differs(source: str, event_id: str, event_type: str, other: str) -> None:
+    base = message_id_for(source, event_id, event_type, "p")
+    if other != source:
+        assert message_id_for(other, event_id, event_type, "p") != base
+    if other != event_id:
+        assert message_id_for(source, other, event_type, "p") != base
+    if other != event_type:
+        assert message_id_for(source, event_id, other, "p") != base
+
+
+def test_field_boundaries_matter() -> None:
+    assert message_id_for("a", "bc", "t", "p") != message_id_for("ab", "c", "t", "p")
+
+
+def test_track_call_serializes_once_and_hides_payload_in_repr() -> None:
+    call = TrackCall.from_message({"messageId": "m", "event": "Call Answered", "anonymousId": "+1415"}, "VW1", "t")
+    assert call.body == b'{"messageId":"m","event":"Call Answered","anonymousId":"+1415"}'
+    assert call.size == len(call.body)
+    assert call.message_id == "m"
+    assert "+1415" not in repr(call)
