@@ -49,7 +49,7 @@ def open_input(name: str, stack: ExitStack) -> BinaryIO:
         stream: BinaryIO = sys.stdin.buffer
     else:
         try:
-            stream = stack.enter_context(Path(name).open("rb"))
+            stream = stack.enter_context(Path(name).open("rb"))  # noqa: SIM115 - the stack is the context manager
         except OSError as error:
             raise ConfigurationError(f"cannot read {name}: {error.strerror or type(error).__name__}") from None
     if name.endswith(".gz") or _peek(stream).startswith(_GZIP_MAGIC):

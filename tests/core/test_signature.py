@@ -59,9 +59,7 @@ def test_sign_matches_twilio_signing() -> None:
     assert sign(PUBLIC_URL, BODY, TOKEN) == twilio_sign(PUBLIC_URL, BODY)
     assert sign(f"{PUBLIC_URL}?a=1", BODY, TOKEN) == twilio_sign(f"{PUBLIC_URL}?a=1", BODY)
     assert body_sha256(BODY) == RequestValidator(TOKEN).compute_hash(BODY.decode())
-    assert compute_signature(PUBLIC_URL, TOKEN.encode()) == RequestValidator(TOKEN).compute_signature(
-        PUBLIC_URL, {}
-    )
+    assert compute_signature(PUBLIC_URL, TOKEN.encode()) == RequestValidator(TOKEN).compute_signature(PUBLIC_URL, {})
 
 
 def test_tampered_body_fails_body_hash_check() -> None:

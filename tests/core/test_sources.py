@@ -41,7 +41,7 @@ def test_gzip_by_extension_and_by_magic(tmp_path: Path) -> None:
 
 def test_several_files_are_indexed(tmp_path: Path) -> None:
     for n in range(2):
-        (tmp_path / f"{n}.jsonl").write_text('{"n":%d}\n' % n)
+        (tmp_path / f"{n}.jsonl").write_text(f'{{"n":{n}}}\n')
     records = list(iter_records([str(tmp_path / "0.jsonl"), str(tmp_path / "1.jsonl")]))
     assert [(r.file_index, r.name.endswith(f"{r.file_index}.jsonl")) for r in records] == [(0, True), (1, True)]
 
