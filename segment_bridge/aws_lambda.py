@@ -80,6 +80,11 @@ LOGGER_NAME = "segment_bridge.aws_lambda"
 
 # Below this much time left there is no point starting a request: report the records as failed instead.
 _MIN_ATTEMPT_SECONDS = 0.25
+# The core leaves some refusals (bad JSON, invalid events) without a hint; on a stream the next step is always this.
+_DEFAULT_HINT = (
+    "Read the record back from the stream by its shard and sequence number (aws kinesis get-shard-iterator "
+    "--shard-iterator-type AT_SEQUENCE_NUMBER) to see what wrote it; Twilio's sink writes one CloudEvent per record."
+)
 _LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR}
 
 _log = logging.getLogger(LOGGER_NAME)
@@ -313,7 +318,7 @@ class _Invocation:
             "refused",
             reason=str(refusal.reason),
             message=refusal.message,
-            hint=refusal.hint,
+            hint=refusal.hint or _DEFAULT_HINT,
             event_id=refusal.event_id,
             event_type=refusal.event_type,
             **_where(record),
