@@ -53,9 +53,9 @@ class Refusal:
 
     def describe(self) -> str:
         """One readable line for a terminal or a log."""
-        who = f"{self.event_type or '?'} {self.event_id or '?'}"
+        who = " ".join(part for part in (self.event_type, self.event_id) if part) or "event"
         line = f"refused {who}: {self.reason}: {self.message}"
-        return f"{line} Hint: {self.hint}" if self.hint else line
+        return f"{line}. Hint: {self.hint}" if self.hint else line
 
     def dead_letter_record(self, event: Any) -> dict[str, Any]:
         """The JSON Lines record kept for a refused event; ``event`` is the original CloudEvent or raw line."""
