@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,9 +18,20 @@ from typing import IO
 
 from segment_bridge import __version__
 from segment_bridge.deadletter import DeadLetterWriter
-from segment_bridge.exceptions import BridgeError, ConfigurationError, MappingError
+from segment_bridge.delivery import (
+    DEFAULT_BATCH_MESSAGES,
+    DryRunTransport,
+    FileTransport,
+    RetryPolicy,
+    SegmentTransport,
+    Transport,
+)
+from segment_bridge.exceptions import BridgeError, ConfigurationError, MappingError, MissingExtraError
 from segment_bridge.mapping import CompiledMapping, load_mapping
 from segment_bridge.outcomes import Outcome
+from segment_bridge.replay import ReplaySummary, replay_files
+from segment_bridge.server import add_serve_arguments, serve_main
+from segment_bridge.settings import Settings
 from segment_bridge.sources import iter_records
 from segment_bridge.translate import translate_record
 
@@ -44,6 +56,26 @@ request's batch[]. Each refused event is one line on stderr (reason, id, type, w
 A one-line summary ends the run on stderr.
 
 exit status: 0 all translated or acknowledged, 1 some refused, 2 usage or configuration error.
+"""
+
+_REPLAY_EPILOG = """\
+examples:
+  segment-bridge replay --dry-run examples/events.jsonl          # no Segment account: batches to stdout
+  segment-bridge replay --out batches.jsonl archive/*.jsonl.gz     # the /v1/batch bodies, to a file
+  SEGMENT_WRITE_KEY_FILE=~/.segment-key segment-bridge replay \\
+      --dead-letter failed.jsonl --checkpoint replay.ckpt archive/2026-03-*.jsonl.gz
+  segment-bridge replay failed.jsonl                               # a dead-letter file, once the cause is fixed
+
+Streams archived CloudEvents through translation and delivery: batches of at most --batch-size messages and
+475,000 bytes, --concurrency batches in flight, retries with backoff (429 Retry-After honoured) within a budget.
+Memory stays flat whatever the input size. Re-running is safe: messageIds are deterministic, so Segment drops
+what it already has; --checkpoint skips what a killed or interrupted run already finished.
+
+The write key comes from SEGMENT_WRITE_KEY or the file named by SEGMENT_WRITE_KEY_FILE / --write-key-file, never
+from the command line. --dry-run and --out need none.
+
+exit status: 0 all delivered or acknowledged, 1 some refused, 2 usage or configuration error,
+3 some batch failed permanently (its events are in the dead-letter file).
 """
 
 _CHECK_EPILOG = """\
@@ -75,6 +107,13 @@ def _add_mapping_options(parser: argparse.ArgumentParser) -> None:
         help="file holding the HMAC key for hashing phone numbers, when the mapping turns hashing on "
         "(env: SEGMENT_BRIDGE_HASH_KEY holds the key itself)",
     )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _hash_key(args: argparse.Namespace) -> bytes | None:
@@ -130,6 +169,84 @@ def _run_translate(args: argparse.Namespace, out: IO[bytes], err: IO[str]) -> in
     return EXIT_REFUSED if counts[Outcome.REFUSED] else EXIT_OK
 
 
+class _Progress:
+    """A one-line progress display on a terminal; silent otherwise."""
+
+    def __init__(self, stream: IO[str], enabled: bool) -> None:
+        self.stream = stream
+        self.enabled = enabled
+        self.started = time.monotonic()
+        self.drawn = 0.0
+
+    def __call__(self, summary: ReplaySummary) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.drawn < 0.2:
+            return
+        self.drawn = now
+        rate = summary.events / max(now - self.started, 1e-9)
+        self.stream.write(
+            f"\r{_PROG}: {summary.events:,} events read, {summary.delivered:,} delivered, "
+            f"{summary.refused_total:,} refused, {summary.failed:,} failed ({rate:,.0f}/s)\x1b[K"
+        )
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.enabled and self.drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def _replay_transport(args: argparse.Namespace) -> tuple[Transport, str]:
+    if args.out:
+        return FileTransport(args.out), "written"
+    if args.dry_run:
+        return DryRunTransport(), "shown"
+    settings = Settings.from_env(
+        os.environ,
+        write_key_file=args.write_key_file,
+        host=args.segment_host,
+        region=args.region,
+        require_write_key=True,
+    )
+    return SegmentTransport(settings.require_write_key(), host=settings.host, timeout=args.timeout), "delivered"
+
+
+def _run_replay(args: argparse.Namespace, err: IO[str]) -> int:
+    mapping = load_mapping_from_args(args, err)
+    transport, verb = _replay_transport(args)
+    progress = _Progress(err, enabled=err.isatty() and not args.quiet)
+    policy = RetryPolicy(max_attempts=args.max_attempts, budget_seconds=args.retry_budget)
+    dead_letter = DeadLetterWriter(args.dead_letter) if args.dead_letter else None
+    try:
+        summary = replay_files(
+            args.files or ["-"],
+            mapping,
+            transport,
+            checkpoint_path=args.checkpoint,
+            dead_letter=dead_letter,
+            policy=policy,
+            concurrency=args.concurrency,
+            max_messages=args.batch_size,
+            progress=progress,
+        )
+    finally:
+        progress.done()
+        transport.close()
+        if dead_letter is not None:
+            dead_letter.close()
+    counts: Counter[str] = Counter({verb: summary.delivered, "acknowledged": summary.acknowledged})
+    line = summary_line(counts, summary.refused, first=verb)
+    line += f", failed {summary.failed}" + (f" in {summary.failed_batches} batches" if summary.failed else "")
+    if summary.skipped:
+        line += f", skipped {summary.skipped} records already done (checkpoint)"
+    if summary.dead_lettered:
+        line += f"; {summary.dead_lettered} dead-lettered to {args.dead_letter}"
+    elif summary.failed or summary.refused_total:
+        line += "; use --dead-letter PATH to keep them"
+    print(f"{_PROG}: {line}", file=err)
+    return summary.exit_code
+
+
 def _run_check_mapping(args: argparse.Namespace, err: IO[str]) -> int:
     # A placeholder key lets a mapping that turns hashing on be checked; nothing is hashed here.
     mapping = load_mapping(args.path, hash_key=b"check-mapping")
@@ -171,6 +288,59 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--quiet", "-q", action="store_true", help="no per-refusal lines (the summary stays)")
     _add_mapping_options(translate)
 
+    replay = commands.add_parser(
+        "replay",
+        help="deliver archived CloudEvents (JSON or JSON Lines, .gz too) to Segment, resumably",
+        description="Translate archived Twilio CloudEvents and deliver them to Segment's /v1/batch API.",
+        epilog=_REPLAY_EPILOG,
+        formatter_class=formatter,
+    )
+    replay.add_argument("files", nargs="*", metavar="FILE", help="JSON or JSON Lines input; none or - = stdin")
+    sink = replay.add_mutually_exclusive_group()
+    sink.add_argument("--dry-run", action="store_true", help="send nothing: write each batch to stdout")
+    sink.add_argument("--out", metavar="PATH", help="append the batches as JSON Lines to PATH instead of sending")
+    replay.add_argument("--dead-letter", metavar="PATH", help="append refused and failed events as JSON Lines to PATH")
+    replay.add_argument("--checkpoint", metavar="PATH", help="resume from and record progress in PATH")
+    replay.add_argument(
+        "--concurrency", type=_positive_int, default=4, metavar="N", help="batches in flight at once (default: 4)"
+    )
+    replay.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=DEFAULT_BATCH_MESSAGES,
+        metavar="N",
+        help=f"most messages per request, at most 2500 (default: {DEFAULT_BATCH_MESSAGES})",
+    )
+    replay.add_argument(
+        "--max-attempts", type=_positive_int, default=8, metavar="N", help="attempts per batch (default: 8)"
+    )
+    replay.add_argument(
+        "--retry-budget",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="time per batch, retries included (default: 120)",
+    )
+    replay.add_argument(
+        "--timeout", type=float, default=10.0, metavar="SECONDS", help="per-request timeout (default: 10)"
+    )
+    replay.add_argument(
+        "--write-key-file",
+        metavar="PATH",
+        help="file holding the Segment write key (env: SEGMENT_WRITE_KEY or SEGMENT_WRITE_KEY_FILE)",
+    )
+    replay.add_argument("--segment-host", metavar="URL", help="Segment base URL (env: SEGMENT_HOST)")
+    replay.add_argument("--region", choices=["us", "eu"], help="Segment region (env: SEGMENT_REGION)")
+    replay.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    _add_mapping_options(replay)
+
+    serve = commands.add_parser(
+        "serve",
+        help="receive a Twilio Event Streams webhook sink and deliver to Segment (needs the [server] extra)",
+        description="Run the webhook receiver: verify, translate, deliver, then answer Twilio.",
+    )
+    add_serve_arguments(serve)
+
     check = commands.add_parser(
         "check-mapping",
         help="validate and lint a mapping file",
@@ -190,8 +360,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "translate":
             return _run_translate(args, sys.stdout.buffer, err)
+        if args.command == "replay":
+            return _run_replay(args, err)
+        if args.command == "serve":
+            return serve_main(args)
         if args.command == "check-mapping":
             return _run_check_mapping(args, err)
+    except MissingExtraError as error:
+        print(f"{_PROG}: error: {error}", file=err)
+        return EXIT_USAGE
     except MappingError as error:
         print(f"{_PROG}: error: invalid mapping {error}", file=err)
         return EXIT_USAGE

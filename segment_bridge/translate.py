@@ -91,8 +91,28 @@ def check_track_message(call: TrackCall) -> Refusal | None:
     return Refusal(reason, text, hint, call.event_id, call.event_type)
 
 
+_DEAD_LETTER_KEYS = frozenset({"reason", "id", "type", "message", "hint", "event"})
+
+
+def _dead_letter_event(element: Any) -> Any:
+    """The original event inside a dead-letter record, or ``None`` when ``element`` is not one.
+
+    Dead-letter files are replayable: their records wrap the original CloudEvent (or raw text) under ``event``.
+    A CloudEvent never has exactly these keys (it needs ``specversion`` and ``source``).
+    """
+    if isinstance(element, dict) and element.keys() == _DEAD_LETTER_KEYS:
+        return element["event"]
+    return None
+
+
 def translate_event(element: Any, mapping: CompiledMapping) -> Translation:
-    """Translate one decoded CloudEvent (a JSON object) into a :class:`Translation`. Never raises."""
+    """Translate one decoded CloudEvent (a JSON object) into a :class:`Translation`. Never raises.
+
+    A dead-letter record (from ``--dead-letter``) is unwrapped and its original event translated.
+    """
+    original = _dead_letter_event(element)
+    if isinstance(original, dict):
+        element = original
     if not isinstance(element, dict):
         return _refuse(
             element,
@@ -203,7 +223,7 @@ def translate_record(raw: str | bytes, mapping: CompiledMapping) -> list[Transla
     """Translate one HTTP body or one JSON Lines line: a CloudEvent object or a JSON array of them.
 
     Text that is not JSON comes back as one ``invalid_json`` refusal carrying the raw text; an array yields one
-    translation per element, in order.
+    translation per element, in order. Dead-letter records are unwrapped, so a dead-letter file replays.
     """
     fast = _translate_fast(raw, mapping)
     if fast is not None:
@@ -213,6 +233,10 @@ def translate_record(raw: str | bytes, mapping: CompiledMapping) -> list[Transla
     except orjson.JSONDecodeError as error:
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         return [_refuse(text, RefusalReason.INVALID_JSON, f"not JSON: {error.msg} at position {error.pos}")]
+    original = _dead_letter_event(decoded)
+    if isinstance(original, str):
+        # The record of an input that was not JSON: try its raw text again.
+        return translate_record(original, mapping)
     if isinstance(decoded, list):
         if not decoded:
             return [_refuse(decoded, RefusalReason.INVALID_EVENT, "an empty JSON array holds no CloudEvent")]

@@ -11,7 +11,7 @@ from eventfiles import BROKEN, EVENTS, GOLDEN, event_bytes, load_event
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segment_bridge import Outcome, RefusalReason, __version__, load_mapping, translate, translate_event
+from segment_bridge import Outcome, Refusal, RefusalReason, __version__, load_mapping, translate, translate_event
 from segment_bridge.samples import call_events
 from segment_bridge.track import MAX_MESSAGE_BYTES
 
@@ -218,3 +218,22 @@ def test_translation_never_raises_on_arbitrary_json(value: Any) -> None:
 @given(st.binary(max_size=200) | st.text(max_size=200))
 def test_translation_never_raises_on_arbitrary_bytes(raw: bytes | str) -> None:
     assert translate(raw, MAPPING)
+
+
+def test_dead_letter_records_replay_as_their_original_events() -> None:
+    raw = event_bytes("real_inbound_answered.json")
+    (original,) = translate(raw, MAPPING)
+    assert original.track is not None
+    refusal = Refusal(RefusalReason.DELIVERY_FAILED, "Segment answered 503 after 8 attempts", "", "VW2", "t")
+    record = orjson.dumps(refusal.dead_letter_record(original.event))
+    (again,) = translate(record, MAPPING)
+    assert again.track is not None
+    assert again.track.body == original.track.body
+    # The record of a line that was not JSON carries its raw text: fixed text translates, broken text refuses again.
+    fixed = Refusal(RefusalReason.INVALID_JSON, "not JSON", "").dead_letter_record(raw.decode())
+    assert translate(orjson.dumps(fixed), MAPPING)[0].track is not None
+    broken = Refusal(RefusalReason.INVALID_JSON, "not JSON", "").dead_letter_record("{oops")
+    assert translate(orjson.dumps(broken), MAPPING)[0].refusal.reason is RefusalReason.INVALID_JSON  # type: ignore[union-attr]
+    # In a batched array too.
+    (in_array,) = translate(orjson.dumps([refusal.dead_letter_record(original.event)]), MAPPING)
+    assert in_array.track is not None
