@@ -1,0 +1,99 @@
+"""`segment-bridge replay` and `serve` through main(): options, outputs, exit codes, secrets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from standin import Fault, StandIn
+
+from segment_bridge.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+KEY = "wk_cli_secret_123"
+
+
+def test_dry_run_needs_no_write_key_and_prints_batches(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    code = main(["replay", "--dry-run", str(EXAMPLES / "events.jsonl")])
+    out, err = capsysbinary.readouterr()
+    assert code == 0
+    batches = [json.loads(line)["batch"] for line in out.splitlines()]
+    assert sum(len(b) for b in batches) == 21
+    assert "shown 21, acknowledged 1, refused 0, failed 0" in err.decode()
+
+
+def test_out_writes_batches_to_a_file(capsysbinary: pytest.CaptureFixture[bytes], tmp_path: Path) -> None:
+    out_file = tmp_path / "batches.jsonl"
+    code = main(["replay", "--out", str(out_file), "--batch-size", "5", str(EXAMPLES / "events.jsonl")])
+    assert code == 0
+    batches = [json.loads(line)["batch"] for line in out_file.read_text().splitlines()]
+    assert [len(b) for b in batches] == [5, 5, 5, 5, 1]
+    assert capsysbinary.readouterr().out == b""
+
+
+def test_missing_write_key_is_one_line_exit_2(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    code = main(["replay", str(EXAMPLES / "events.jsonl")])
+    err = capsysbinary.readouterr().err.decode()
+    assert code == 2
+    assert err.count("\n") == 1
+    assert "no Segment write key" in err
+
+
+def test_delivers_to_segment_with_refusals_and_dead_letter(
+    capsysbinary: pytest.CaptureFixture[bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dead = tmp_path / "dead.jsonl"
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY + "\n")
+    with StandIn(write_key=KEY) as segment:
+        segment.script(Fault.ERROR_500, Fault.RATE_LIMIT)
+        monkeypatch.setenv("SEGMENT_HOST", segment.url)
+        code = main(
+            ["replay", "--write-key-file", str(key_file), "--dead-letter", str(dead), str(EXAMPLES / "mixed.jsonl")]
+        )
+        accepted = segment.accepted_ids
+        assert segment.violations == []
+    err = capsysbinary.readouterr().err.decode()
+    assert code == 1
+    assert len(accepted) == 1
+    assert "delivered 1, acknowledged 0, refused 4" in err
+    assert len(dead.read_text().splitlines()) == 4
+    assert KEY not in err
+    assert KEY not in dead.read_text()
+
+
+def test_permanent_failure_exits_3_and_dead_letters(
+    capsysbinary: pytest.CaptureFixture[bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dead = tmp_path / "dead.jsonl"
+    monkeypatch.setenv("SEGMENT_WRITE_KEY", "wrong-key")
+    with StandIn(write_key=KEY) as segment:
+        code = main(
+            ["replay", "--segment-host", segment.url, "--dead-letter", str(dead), str(EXAMPLES / "events.jsonl")]
+        )
+    err = capsysbinary.readouterr().err.decode()
+    assert code == 3
+    records = [json.loads(line) for line in dead.read_text().splitlines()]
+    assert len(records) == 21
+    assert {r["reason"] for r in records} == {"delivery_failed"}
+    assert "401" in records[0]["message"]
+    assert "wrong-key" not in err + dead.read_text()
+
+
+def test_checkpoint_resume_skips_finished_records(capsysbinary: pytest.CaptureFixture[bytes], tmp_path: Path) -> None:
+    checkpoint = tmp_path / "ckpt"
+    out = tmp_path / "out.jsonl"
+    args = ["replay", "--out", str(out), "--checkpoint", str(checkpoint), str(EXAMPLES / "events.jsonl")]
+    assert main(args) == 0
+    assert main(args) == 0
+    err = capsysbinary.readouterr().err.decode().splitlines()
+    assert "skipped 22 records already done" in err[-1]
+    assert sum(len(json.loads(line)["batch"]) for line in out.read_text().splitlines()) == 21
+
+
+def test_serve_help_works_without_starting(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--help"])
+    assert exited.value.code == 0
+    assert "--public-url" in capsys.readouterr().out
