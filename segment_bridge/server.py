@@ -90,7 +90,7 @@ DEFAULT_MAX_CONCURRENCY = 1000
 #: A partial batch waits this long for company when nothing else is in flight.
 DEFAULT_LINGER = 0.005
 #: ...and at most this long when other batches are in flight (their completion flushes it sooner).
-DEFAULT_MAX_LINGER = 0.1
+DEFAULT_MAX_LINGER = 0.02
 #: Batches posted to Segment at once (one thread each).
 DEFAULT_MAX_IN_FLIGHT = 4
 #: Messages per Segment request; the rest of Segment's 2,500 is headroom for a batch split.
@@ -577,6 +577,13 @@ def _missing_result(call: TrackCall) -> DeliveryError:
 # --------------------------------------------------------------------------------------------------------------
 
 
+class _Disconnected:
+    """Marks a request whose client went away before its body was complete."""
+
+
+_DISCONNECTED = _Disconnected()
+
+
 @dataclass(slots=True)
 class _EventReport:
     """One event's line in the answer and in the metrics."""
@@ -717,6 +724,9 @@ class _Bridge:
         if body is None:
             limit = self.config.max_body_size
             return self._finish(started, 413, {"error": f"body over {limit} bytes"}, log={"limit": limit})
+        if isinstance(body, _Disconnected):
+            # Nothing was processed; Twilio sees a failed delivery and retries.
+            return self._finish(started, 400, {"error": "client disconnected"}, log={"disconnected": True})
         failed = self._check_signature(request, body)
         if failed is not None:
             self.metrics.signature_failures.labels(failed).inc()
@@ -726,19 +736,26 @@ class _Bridge:
             return await self._malformed(started, body, translations)
         return await self._deliver(started, translations)
 
-    async def _read_body(self, request: Request) -> bytes | None:
+    async def _read_body(self, request: Request) -> bytes | _Disconnected | None:
+        """The body, ``None`` when over the limit, or :data:`_DISCONNECTED` when the client went away."""
         limit = self.config.max_body_size
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             return None
+        # ASGI messages read directly: Starlette's stream() costs a generator per request on the hot path.
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                return _DISCONNECTED
+            chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
                 return None
             chunks.append(chunk)
-        return b"".join(chunks)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _check_signature(self, request: Request, body: bytes) -> str | None:
         from segment_bridge.signature import SIGNATURE_HEADER, SignatureCheckFailed, signed_url, verify
