@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -344,6 +345,13 @@ def run_child(source: Path, checkpoint: Path, url: str, key: str) -> subprocess.
     )
 
 
+def run_cli(source: Path, checkpoint: Path, url: str, key: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "segment_bridge", "replay", "--quiet", "--checkpoint", str(checkpoint)]
+    command += ["--concurrency", "2", "--batch-size", "50", "--segment-host", url, str(source)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEGMENT")} | {"SEGMENT_WRITE_KEY": key}
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 @pytest.mark.slow
 def test_a_replay_killed_with_sigkill_loses_nothing_when_resumed(tmp_path, mapping, write_key):
     source = tmp_path / "events.jsonl"
@@ -373,3 +381,28 @@ def test_a_replay_killed_with_sigkill_loses_nothing_when_resumed(tmp_path, mappi
     resent = sum(accepted.values()) - len(accepted)
     # At most what was in flight (2 batches of 50) or resolved but not yet checkpointed, per kill.
     assert resent <= 2 * 4 * 50
+
+
+@pytest.mark.slow
+def test_the_cli_replay_killed_with_sigkill_loses_nothing_when_resumed(tmp_path, mapping, write_key):
+    source = tmp_path / "events.jsonl"
+    write_events(source, 3_000)
+    wanted = expected_ids(source, mapping)
+    checkpoint = tmp_path / "cp.json"
+
+    with StandIn(write_key, latency=0.01) as segment:
+        child = run_cli(source, checkpoint, segment.url, write_key)
+        try:
+            assert segment.wait_accepted(1_000, timeout=30)
+        finally:
+            child.kill()
+            child.communicate(timeout=30)
+        assert child.returncode == -9
+        assert len(segment.accepted_ids) < len(wanted)
+        child = run_cli(source, checkpoint, segment.url, write_key)
+        _, err = child.communicate(timeout=60)
+        accepted = segment.accepted
+
+    assert child.returncode == 0, err
+    assert set(accepted) == wanted
+    assert sum(accepted.values()) < 2 * len(wanted)  # the resume did not start over
