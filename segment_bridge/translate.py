@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from segment_bridge import __version__
 from segment_bridge.catalog import EventSupport, classify
-from segment_bridge.events import CallProgressEvent, event_timestamp, validation_error_path
+from segment_bridge.events import CallProgressEvent, decode_string_data, event_timestamp, validation_error_path
 from segment_bridge.mapping import CompiledMapping, load_mapping
 from segment_bridge.outcomes import Outcome, Refusal, RefusalReason, Translation
 from segment_bridge.track import MAX_MESSAGE_BYTES, MAX_MESSAGE_ID_LENGTH, TrackCall, message_id_for
@@ -139,15 +139,18 @@ def translate_event(element: Any, mapping: CompiledMapping) -> Translation:
 def _translate_supported(
     element: dict[str, Any], mapping: CompiledMapping, event_id: str | None, event_type: str
 ) -> Translation:
+    data = decode_string_data(element.get("data"))
+    if isinstance(data, str):
+        return _refuse(
+            element, RefusalReason.INVALID_EVENT, "data: a string that is not JSON", "", event_id, event_type
+        )
     try:
-        event = CallProgressEvent.model_validate(element)
+        event = CallProgressEvent.model_validate(
+            {**element, "data": data} if data is not element.get("data") else element
+        )
     except ValidationError as error:
         path, text = validation_error_path(error)
         return _refuse(element, RefusalReason.INVALID_EVENT, f"{path}: {text}", "", event_id, event_type)
-    data = element["data"]
-    if isinstance(data, str):
-        # Validation decoded the JSON string into the model; the mapping reads the decoded dictionary too.
-        data = orjson.loads(data)
     return _map(event, element, data, mapping, element, None)
 
 
