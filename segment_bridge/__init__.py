@@ -13,6 +13,9 @@ The pure core (parse, classify, map, check) is importable without any server or 
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
 from segment_bridge.catalog import CatalogEntry, EventSupport, classify
@@ -36,6 +39,39 @@ from segment_bridge.outcomes import Outcome, Refusal, RefusalReason, Translation
 from segment_bridge.track import TrackCall
 from segment_bridge.translate import check_track_message, translate, translate_event, translate_record
 
+if TYPE_CHECKING:
+    from segment_bridge.delivery import (
+        DeliveryReport,
+        DryRunTransport,
+        FileTransport,
+        SegmentTransport,
+        Transport,
+        deliver,
+    )
+    from segment_bridge.settings import Settings
+
+# The delivery edge imports requests and segment-analytics-python; load it on first use so `import segment_bridge`
+# (a Lambda cold start, a translate-only script) stays light.
+_LAZY = {
+    "DeliveryReport": "segment_bridge.delivery",
+    "DryRunTransport": "segment_bridge.delivery",
+    "FileTransport": "segment_bridge.delivery",
+    "SegmentTransport": "segment_bridge.delivery",
+    "Transport": "segment_bridge.delivery",
+    "deliver": "segment_bridge.delivery",
+    "Settings": "segment_bridge.settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'segment_bridge' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "BridgeError",
     "CatalogEntry",
@@ -44,8 +80,11 @@ __all__ = [
     "ConfigurationError",
     "DeadLetterWriter",
     "DeliveryError",
+    "DeliveryReport",
+    "DryRunTransport",
     "EventError",
     "EventSupport",
+    "FileTransport",
     "InvalidEventError",
     "MappingError",
     "MappingSpec",
@@ -56,13 +95,17 @@ __all__ = [
     "Refusal",
     "RefusalReason",
     "RetryableDeliveryError",
+    "SegmentTransport",
+    "Settings",
     "SignatureError",
     "TrackCall",
     "Translation",
+    "Transport",
     "VoiceCallEvent",
     "__version__",
     "check_track_message",
     "classify",
+    "deliver",
     "load_mapping",
     "parse_event",
     "translate",
