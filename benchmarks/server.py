@@ -275,7 +275,7 @@ def measure(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 100])
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per run (default: 10)")
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per run (default: 8)")
     parser.add_argument("--latency", type=float, default=0.05, help="stand-in answer delay (default: 0.05 s)")
     parser.add_argument("--rate", type=float, default=3000.0, help="most requests/s expected, to size the pool")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")

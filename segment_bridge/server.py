@@ -816,6 +816,8 @@ class _Bridge:
                 to_record.append((refusal, translation.event))
             else:
                 report.reason, report.hint = "test_event", translation.note
+                # The sink's Validate call needs this id; the log is where the operator finds it.
+                logger.info(_line("sink_test_event", test_id=_test_id(translation.event), account=translation.event_id))
             reports.append(report)
         tickets = self.batcher.submit(calls, answer_by - _ATTEMPT_RESERVE)
         self.metrics.pending.set(self.batcher.pending)
@@ -933,6 +935,18 @@ class _Bridge:
         if self.batcher is not None:
             self.metrics.pending.set(self.batcher.pending)
         return Response(generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _test_id(element: Any) -> str | None:
+    """``data.test_id`` of a sink test event (``data`` is a JSON string there), or ``None``."""
+    data = element.get("data") if isinstance(element, dict) else None
+    if isinstance(data, str | bytes):
+        try:
+            data = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return None
+    value = data.get("test_id") if isinstance(data, dict) else None
+    return str(value) if value is not None else None
 
 
 def _event_of(translations: list[Translation], call: TrackCall) -> Any:

@@ -353,16 +353,23 @@ def test_redelivery_is_answered_from_the_cache(standin: StandIn, write_key: str)
     assert len(standin.requests) == 1
 
 
-def test_refused_and_test_events_are_recorded_and_acknowledged(tmp_path: Path) -> None:
+def test_refused_and_test_events_are_recorded_and_acknowledged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     events = call_events(2)
     deprecated = dict(events[0], id="VWdeprecated", type="com.twilio.voice.webhook.status-callback.call.initiated")
     unknown = {"specversion": "1.0", "type": "com.example.unknown", "id": "X1", "source": "/x"}
     body = orjson.dumps([events[1], deprecated, unknown, sink_test_event()])
     transport = RecordingTransport()
     dead_letter = tmp_path / "dead.jsonl"
-    with Harness(make_app(transport, dead_letter=dead_letter)) as h:
+    with (
+        caplog.at_level(logging.INFO, logger="segment_bridge"),
+        Harness(make_app(transport, dead_letter=dead_letter)) as h,
+    ):
         response = h.post_signed(body)
     assert response.status_code == 200
+    # The operator needs the test id for the sink's Validate call.
+    assert '"test_id":"f6a5d5a0-0000-4000-8000-000000000001"' in caplog.text
     outcomes = [(e["outcome"], e["reason"]) for e in response.json()["events"]]
     assert outcomes == [
         ("delivered", ""),

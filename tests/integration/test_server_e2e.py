@@ -38,7 +38,7 @@ class ServerProcess:
 
     def __init__(self, args: Sequence[str], env: dict[str, str]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "segment_bridge.server", "--port", "0", *args],
+            [sys.executable, "-m", "segment_bridge", "serve", "--port", "0", *args],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -163,7 +163,7 @@ def test_dry_run_writes_batches_to_out(tmp_path: Path) -> None:
 
 def test_missing_auth_token_is_one_line_and_exit_2() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "segment_bridge.server", "--port", "0", "--dry-run", "--public-url", PUBLIC_URL],
+        [sys.executable, "-m", "segment_bridge", "serve", "--port", "0", "--dry-run", "--public-url", PUBLIC_URL],
         env=base_env(),
         capture_output=True,
         text=True,

@@ -1,0 +1,38 @@
+# segment-bridge webhook receiver: `segment-bridge serve` for a Twilio Event Streams webhook sink.
+#
+#   docker build -t segment-bridge .
+#   docker run --rm -p 8000:8000 \
+#     -e TWILIO_AUTH_TOKEN -e SEGMENT_WRITE_KEY \
+#     -e SEGMENT_BRIDGE_PUBLIC_URL=https://bridge.example.com/events \
+#     -v segment-bridge-data:/var/lib/segment-bridge \
+#     segment-bridge --dead-letter /var/lib/segment-bridge/refused.jsonl
+#
+# Secrets come from the environment (or *_FILE variables pointing at mounted files), never from the image.
+
+FROM python:3.12-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY segment_bridge ./segment_bridge
+COPY mappings ./mappings
+# Build the wheel here so the runtime image carries neither the sources nor the build backend.
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
+FROM python:3.12-slim
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY --from=build /wheels /wheels
+RUN wheel="$(ls /wheels/segment_bridge-*.whl)" \
+    && pip install "${wheel}[server]" \
+    && rm -rf /wheels \
+    && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin bridge \
+    && mkdir -p /var/lib/segment-bridge \
+    && chown bridge /var/lib/segment-bridge
+USER 10001
+VOLUME ["/var/lib/segment-bridge"]
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=3s \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
+# A container must listen on all its interfaces to be reachable; the port is published explicitly with -p.
+ENTRYPOINT ["segment-bridge", "serve", "--host", "0.0.0.0", "--port", "8000"]
