@@ -178,7 +178,7 @@ class LambdaRuntime:
         dead_letter: where refused events are appended, or ``None`` to log them only.
         clock: monotonic seconds.
         sleep: how to wait between attempts.
-        counts: outcomes since the cold start, for the summary line.
+        counts: outcomes since the cold start (each invocation's own are in its summary line).
     """
 
     mapping: CompiledMapping
@@ -243,6 +243,7 @@ class _Invocation:
         self.raw_records = raw_records
         self.records: list[_Record] = []
         self.calls: dict[str, TrackCall] = {}
+        self.originals: dict[str, Any] = {}  # messageId -> the CloudEvent it came from, for the dead-letter file
         self.delivered: set[str] = set()
         self.counts: Counter[str] = Counter()
         self.reasons: Counter[str] = Counter()
@@ -297,6 +298,7 @@ class _Invocation:
                 record.message_ids.append(message_id)
                 # Twilio delivers at least once: the same event twice in one batch is sent once.
                 self.calls.setdefault(message_id, translation.track)
+                self.originals.setdefault(message_id, translation.event)
             elif translation.refusal is not None:
                 self._refuse(record, translation.refusal, translation.event, counted=True)
             elif translation.outcome is Outcome.ACKNOWLEDGED:
@@ -375,7 +377,7 @@ class _Invocation:
             call.event_type,
         )
         record = next(r for r in self.records if call.message_id in r.message_ids)
-        self._refuse(record, refusal, call.message, counted=True)
+        self._refuse(record, refusal, self.originals[call.message_id], counted=True)
 
     def _not_delivered(self, calls: Sequence[TrackCall], kind: str, error: DeliveryError | None, attempts: int) -> None:
         self.counts["not_delivered"] += len(calls)

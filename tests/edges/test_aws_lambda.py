@@ -227,8 +227,11 @@ def test_permanent_refusal_fails_the_records_for_lambda_to_retry(
     assert failed["attempts"] == 1  # a 401 is not retried within the invocation
 
 
-def test_message_too_large_alone_is_refused_not_retried(env: pytest.MonkeyPatch, standin: StandIn, capsys) -> None:
+def test_message_too_large_alone_is_refused_not_retried(
+    env: pytest.MonkeyPatch, standin: StandIn, tmp_path, capsys
+) -> None:
     env.setenv("SEGMENT_BRIDGE_BATCH_SIZE", "1")
+    env.setenv("SEGMENT_BRIDGE_DEAD_LETTER", str(tmp_path / "dl.jsonl"))
     standin.script(None, 413)
     records = [KinesisRecord(encoded(e), s) for e, s in zip(SUPPORTED[:3], sequence_numbers(3), strict=True)]
 
@@ -239,6 +242,8 @@ def test_message_too_large_alone_is_refused_not_retried(env: pytest.MonkeyPatch,
     (refusal,) = of(lines(capsys.readouterr().out), "refused")
     assert refusal["reason"] == "message_too_large"
     assert refusal["sequence_number"] == records[1].sequence_number
+    (kept,) = [json.loads(line) for line in (tmp_path / "dl.jsonl").read_text().splitlines()]
+    assert kept["event"] == SUPPORTED[1]  # the CloudEvent, so replay can read it back
 
 
 def test_duplicate_records_are_sent_once_and_reported_together(env: pytest.MonkeyPatch, standin: StandIn) -> None:
