@@ -220,7 +220,7 @@ def _dig(node: Any, steps: tuple[tuple[str, ...], ...]) -> Any:
 
 def customer_phone(params: Mapping[str, Any]) -> Any:
     """The customer's number: ``From`` on inbound calls, ``To`` on outbound ones, else ``None``."""
-    direction = params.get("Direction") or params.get("direction") or ""
+    direction = str(params.get("Direction") or params.get("direction") or "")
     if direction.startswith("outbound") or direction == "trunking-originating":
         return params.get("To") or params.get("to")
     if direction.startswith("inbound") or direction == "trunking-terminating":
@@ -234,9 +234,12 @@ def _schema_version(event: Mapping[str, Any]) -> int | None:
 
 
 def _to_int(value: Any) -> Any:
-    # Keep a value that is not an integer as it came rather than drop data the user asked for.
+    # Keep a value that is not an integer as it came rather than drop data the user asked for; so too an integer
+    # beyond 64 bits, which JSON consumers (and our serializer) cannot take.
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
+        number = int(value)
+        if -(2**63) <= number < 2**63:
+            return number
     return value
 
 

@@ -7,6 +7,7 @@ its serialized bytes, so size checks, batching and output never serialize a mess
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,14 @@ MAX_BATCH_MESSAGES = 2_500
 MAX_MESSAGE_ID_LENGTH = 100
 
 
+def _wire_size(message: dict[str, Any], body: bytes) -> int:
+    if body.isascii():
+        # json.dumps adds one space after each separator; counting ',' and ':' inside strings too only overestimates.
+        return len(body) + body.count(b",") + body.count(b":")
+    # Escaped non-ASCII can triple a character's bytes: measure the real thing (rare for call events).
+    return len(json.dumps(message).encode())
+
+
 def message_id_for(source: str, event_id: str, event_type: str, prefix: str) -> str:
     """Return the deterministic ``messageId`` of a CloudEvent.
 
@@ -50,15 +59,23 @@ class TrackCall:
     Attributes:
         message: the JSON object as Segment receives it (``type``, ``event``, ids, ``properties``,
             ``timestamp``, ``context``, ``messageId``).
-        body: ``message`` serialized as compact UTF-8 JSON; its length is what Segment's limits count.
+        body: ``message`` serialized as compact UTF-8 JSON (our output, and the dry-run and file batches).
         event_id: the CloudEvent ``id`` it came from, for outcomes and logs.
         event_type: the CloudEvent ``type`` it came from.
+        size: bytes the message takes in a request *as sent*: segment-analytics-python serializes with
+            ``json.dumps`` defaults (``", "`` and ``": "`` separators, non-ASCII escaped), which is larger than
+            ``body``; Segment's 32 KB and 500 KB limits count what it receives. An upper bound for ASCII messages,
+            exact otherwise.
     """
 
     message: dict[str, Any] = field(repr=False)
     body: bytes = field(repr=False)
     event_id: str
     event_type: str
+    size: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", _wire_size(self.message, self.body))
 
     @classmethod
     def from_message(cls, message: dict[str, Any], event_id: str, event_type: str) -> TrackCall:
@@ -74,8 +91,3 @@ class TrackCall:
     def event(self) -> str:
         """The Segment event name, e.g. ``Call Answered``."""
         return str(self.message.get("event", ""))
-
-    @property
-    def size(self) -> int:
-        """Serialized size in bytes, as Segment counts it."""
-        return len(self.body)

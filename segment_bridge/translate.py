@@ -189,7 +189,18 @@ def _map(
     message["timestamp"] = moment[0]
     message["context"] = {"library": dict(_LIBRARY)}
     message["messageId"] = message_id_for(event.source, event.id, event.type, mapping.spec.message_id_prefix)
-    call = TrackCall.from_message(message, event.id, event.type)
+    try:
+        call = TrackCall.from_message(message, event.id, event.type)
+    except TypeError as error:  # orjson: an integer beyond 64 bits, which no JSON consumer downstream takes
+        return _refuse(
+            element,
+            RefusalReason.INVALID_EVENT,
+            f"a mapped value cannot be sent: {error}",
+            "",
+            event.id,
+            event.type,
+            raw,
+        )
     refusal = check_track_message(call)
     outcome = Outcome.TRANSLATED if refusal is None else Outcome.REFUSED
     track = call if refusal is None else None

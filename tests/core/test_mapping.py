@@ -168,12 +168,13 @@ def test_absent_and_empty_values_are_left_out() -> None:
     assert "" not in properties.values()
 
 
-def test_non_numeric_int_values_are_kept_not_dropped() -> None:
+@pytest.mark.parametrize("value", ["n/a", "1" * 25, "-" + "9" * 20])
+def test_non_int64_values_are_kept_not_dropped(value: str) -> None:
     event = load_event("real_inbound_answered.json")
-    event["data"]["request"]["parameters"]["SequenceNumber"] = "n/a"
+    event["data"]["request"]["parameters"]["SequenceNumber"] = value
     (translation,) = translate(orjson.dumps(event), load_mapping())
     assert translation.track is not None
-    assert translation.track.message["properties"]["sequence_number"] == "n/a"
+    assert translation.track.message["properties"]["sequence_number"] == value
 
 
 def test_every_packaged_mapping_loads() -> None:

@@ -36,6 +36,24 @@ def test_field_boundaries_matter() -> None:
 def test_track_call_serializes_once_and_hides_payload_in_repr() -> None:
     call = TrackCall.from_message({"messageId": "m", "event": "Call Answered", "anonymousId": "+1415"}, "VW1", "t")
     assert call.body == b'{"messageId":"m","event":"Call Answered","anonymousId":"+1415"}'
-    assert call.size == len(call.body)
+    # As sent by the SDK: one space after each of the 2 commas and 3 colons.
+    assert call.size == len(call.body) + 5
     assert call.message_id == "m"
     assert "+1415" not in repr(call)
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=10),
+        st.text(max_size=30) | st.integers(-(2**63), 2**63 - 1) | st.lists(st.text(max_size=5), max_size=3),
+        max_size=8,
+    )
+)
+def test_size_is_never_below_what_the_sdk_sends(properties: dict[str, object]) -> None:
+    import json
+
+    message = {"type": "track", "event": "Call Answered", "messageId": "m", "properties": properties}
+    call = TrackCall.from_message(message, "VW1", "t")
+    # segment-analytics-python's request.post serializes with json.dumps defaults.
+    assert call.size >= len(json.dumps(message).encode())
+    assert call.size >= len(call.body)

@@ -204,8 +204,26 @@ def _event_like() -> st.SearchStrategy[Any]:
     return st.builds(lambda k, v: {**base, k: v}, keys, json_values)
 
 
+def _parameters_like() -> st.SearchStrategy[Any]:
+    base = load_event("real_inbound_answered.json")
+    names = st.sampled_from(sorted(base["data"]["request"]["parameters"])) | st.text(max_size=8)
+
+    def with_parameters(parameters: Any, data_key: str, data_value: Any) -> dict[str, Any]:
+        event = json.loads(json.dumps(base))
+        event["data"]["request"]["parameters"].update(parameters) if isinstance(parameters, dict) else None
+        event["data"][data_key] = data_value
+        return event
+
+    return st.builds(
+        with_parameters,
+        st.dictionaries(names, json_values, max_size=6),
+        st.sampled_from(["timestamp", "sid", "eventSid", "request", "new"]),
+        json_values,
+    )
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(json_values, _event_like(), st.lists(_event_like(), max_size=3)))
+@given(st.one_of(json_values, _event_like(), _parameters_like(), st.lists(_event_like(), max_size=3)))
 def test_translation_never_raises_on_arbitrary_json(value: Any) -> None:
     for translation in translate(json.dumps(value), MAPPING):
         assert translation.outcome in set(Outcome)
@@ -237,3 +255,12 @@ def test_dead_letter_records_replay_as_their_original_events() -> None:
     # In a batched array too.
     (in_array,) = translate(orjson.dumps([refusal.dead_letter_record(original.event)]), MAPPING)
     assert in_array.track is not None
+
+
+def test_huge_integer_parameter_is_refused_not_raised() -> None:
+    event = load_event("real_inbound_answered.json")
+    event["data"]["request"]["parameters"]["CallerName"] = 10**30
+    (translation,) = translate(json.dumps(event), MAPPING)
+    assert translation.refusal is not None
+    assert translation.refusal.reason is RefusalReason.INVALID_EVENT
+    assert "64-bit" in translation.refusal.message
