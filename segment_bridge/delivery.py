@@ -47,7 +47,7 @@ from segment_bridge.exceptions import (
 )
 from segment_bridge.outcomes import Refusal, RefusalReason
 from segment_bridge.settings import DEFAULT_HOST, EU_HOST
-from segment_bridge.track import MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, TrackCall
+from segment_bridge.track import MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, TrackCall, batch_growth
 
 __all__ = [
     "DEFAULT_BATCH_MESSAGES",
@@ -437,8 +437,8 @@ def iter_batches(
     batch: list[TrackCall] = []
     size = 0
     for call in calls:
-        added = call.size + (1 if batch else 0)  # the comma between messages
-        if batch and (len(batch) >= max_messages or size + added > max_bytes):
+        added = batch_growth(len(batch), size, call, max_messages, max_bytes)
+        if added is None:
             yield batch
             batch, size, added = [], 0, call.size
         batch.append(call)

@@ -48,7 +48,7 @@ from segment_bridge.exceptions import ConfigurationError
 from segment_bridge.mapping import CompiledMapping
 from segment_bridge.outcomes import Translation
 from segment_bridge.sources import Record, iter_records
-from segment_bridge.track import MAX_BATCH_BYTES, TrackCall
+from segment_bridge.track import MAX_BATCH_BYTES, TrackCall, batch_growth
 from segment_bridge.translate import translate_record
 
 __all__ = [
@@ -343,8 +343,8 @@ def replay(
                 summary.events += 1
                 call = translation.track
                 if call is not None:
-                    added = call.size + (1 if current.calls else 0)
-                    if current.calls and (len(current.calls) >= max_messages or current.size + added > max_bytes):
+                    added = batch_growth(len(current.calls), current.size, call, max_messages, max_bytes)
+                    if added is None:
                         submit(pool, current)
                         current, added = _Pending(), call.size
                     current.calls.append(call)

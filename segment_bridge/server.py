@@ -57,7 +57,7 @@ from segment_bridge.exceptions import (
     RetryableDeliveryError,
 )
 from segment_bridge.outcomes import Outcome, Refusal, RefusalReason, Translation
-from segment_bridge.track import MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, TrackCall
+from segment_bridge.track import MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, TrackCall, batch_growth
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -504,8 +504,8 @@ class GroupCommitBatcher:
         size = 0
         while self._pending:
             item = self._pending[0]
-            added = item.call.size + (1 if batch else 0)
-            if batch and (len(batch) >= self._max_messages or size + added > self._max_bytes):
+            added = batch_growth(len(batch), size, item.call, self._max_messages, self._max_bytes)
+            if added is None:
                 break
             self._pending.popleft()
             self._pending_bytes -= item.call.size + 1

@@ -19,6 +19,7 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "MAX_MESSAGE_ID_LENGTH",
     "TrackCall",
+    "batch_growth",
     "message_id_for",
 ]
 
@@ -91,3 +92,18 @@ class TrackCall:
     def event(self) -> str:
         """The Segment event name, e.g. ``Call Answered``."""
         return str(self.message.get("event", ""))
+
+
+def batch_growth(count: int, size: int, call: TrackCall, max_messages: int, max_bytes: int) -> int | None:
+    """The bytes ``call`` adds to a batch of ``count`` messages and ``size`` bytes, or ``None`` when it must wait.
+
+    The one batching rule every sender shares (replay, the webhook server, ``delivery.iter_batches``): at most
+    ``max_messages`` messages and ``max_bytes`` bytes, counting the comma between messages. An empty batch always
+    takes the call, so a single message over ``max_bytes`` still gets a batch of its own.
+    """
+    if not count:
+        return call.size
+    added = call.size + 1
+    if count >= max_messages or size + added > max_bytes:
+        return None
+    return added
