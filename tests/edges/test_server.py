@@ -587,7 +587,9 @@ def test_batcher_coalesces_shares_and_caches() -> None:
         await batcher.drain()
 
     asyncio.run(scenario())
-    assert [len(b) for b in sent] == [1, 3, 3]
+    # Two batches are blocked in flight together, so which one finishes first is up to the threads.
+    assert sorted(len(b) for b in sent) == [1, 3, 3]
+    assert sorted(id_ for batch in sent for id_ in batch) == sorted(c.message_id for c in _calls(7))
 
 
 def test_batcher_turns_unexpected_errors_into_retryable_failures(caplog: pytest.LogCaptureFixture) -> None:
