@@ -117,7 +117,7 @@ class CloudEvent(_Envelope):
     def schema_version(self) -> int | None:
         """The trailing version number of ``dataschema`` (``…/Voice.WebhookEvent/2`` → 2), if any."""
         tail = (self.dataschema or "").rstrip("/").rpartition("/")[2]
-        return int(tail) if tail.isdigit() else None
+        return int(tail) if tail.isascii() and tail.isdigit() else None
 
 
 class _CallbackParameters(BaseModel):
@@ -208,4 +208,4 @@ def event_timestamp(value: str, *, rfc2822: bool = False) -> str:
 def format_timestamp(moment: datetime) -> str:
     """Write an aware datetime as ISO-8601 UTC with milliseconds, e.g. ``2025-01-01T00:00:00.000Z``."""
     utc = moment.astimezone(UTC)
-    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"

@@ -52,6 +52,7 @@ _HOT_PATH_SOURCES = frozenset(
     {f"event:{name}" for name in ("specversion", "id", "source", "type", "time", "dataschema")}
     | {f"data:{name}" for name in ("sid", "timestamp", "eventSid")}
 )
+_INTEGER = re.compile(r"-?[0-9]+")
 _EVENT_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*( [A-Z][A-Za-z0-9]*)+$")
 _PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 _RESERVED_PROPERTIES = frozenset({"revenue", "currency", "value"})
@@ -230,13 +231,14 @@ def customer_phone(params: Mapping[str, Any]) -> Any:
 
 def _schema_version(event: Mapping[str, Any]) -> int | None:
     tail = str(event.get("dataschema") or "").rstrip("/").rpartition("/")[2]
-    return int(tail) if tail.isdigit() else None
+    return int(tail) if tail.isascii() and tail.isdigit() else None
 
 
 def _to_int(value: Any) -> Any:
     # Keep a value that is not an integer as it came rather than drop data the user asked for; so too an integer
     # beyond 64 bits, which JSON consumers (and our serializer) cannot take.
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    # Not str.isdigit(): it admits characters such as "²" that int() refuses.
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
         number = int(value)
         if -(2**63) <= number < 2**63:
             return number

@@ -39,6 +39,7 @@ class RefusalReason(StrEnum):
     MESSAGE_TOO_LARGE = "message_too_large"
     MESSAGE_ID_TOO_LONG = "message_id_too_long"
     DELIVERY_FAILED = "delivery_failed"
+    TRANSLATION_ERROR = "translation_error"
 
 
 @dataclass(frozen=True, slots=True)

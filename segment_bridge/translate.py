@@ -133,7 +133,24 @@ def translate_event(element: Any, mapping: CompiledMapping) -> Translation:
         return Translation(Outcome.ACKNOWLEDGED, element, event_id, event_type, note=entry.message)
     if entry.support is not EventSupport.SUPPORTED:
         return _refuse(element, _REFUSAL_REASONS[entry.support], entry.message, entry.hint, event_id, event_type)
-    return _translate_supported(element, mapping, event_id, event_type)
+    try:
+        return _translate_supported(element, mapping, event_id, event_type)
+    except Exception as error:  # a bug must cost one event, never the request, batch or shard
+        return _translation_error(element, error, event_id, event_type)
+
+
+def _translation_error(
+    element: Any, error: Exception, event_id: str | None, event_type: str | None, raw: bytes | None = None
+) -> Translation:
+    return _refuse(
+        element,
+        RefusalReason.TRANSLATION_ERROR,
+        f"unexpected {type(error).__name__} while translating",
+        "A bug in segment-bridge or the mapping: the event is kept (dead-letter file); please report it.",
+        event_id,
+        event_type,
+        raw,
+    )
 
 
 def _translate_supported(
@@ -239,7 +256,10 @@ def translate_record(raw: str | bytes, mapping: CompiledMapping) -> list[Transla
     Text that is not JSON comes back as one ``invalid_json`` refusal carrying the raw text; an array yields one
     translation per element, in order. Dead-letter records are unwrapped, so a dead-letter file replays.
     """
-    fast = _translate_fast(raw, mapping)
+    try:
+        fast = _translate_fast(raw, mapping)
+    except Exception as error:  # see translate_event
+        return [_translation_error(None, error, None, None, raw.encode() if isinstance(raw, str) else raw)]
     if fast is not None:
         return [fast]
     try:

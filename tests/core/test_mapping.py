@@ -183,3 +183,14 @@ def test_every_packaged_mapping_loads() -> None:
     assert files
     for path in files:
         load_mapping(path, hash_key=b"k")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("42", 42), (" -7 ", -7), ("²", "²"), ("--5", "--5"), ("4_2", "4_2")])
+def test_int_conversion_takes_only_plain_decimal_integers(value: str, expected: object) -> None:
+    event = load_event("real_inbound_answered.json")
+    event["data"]["request"]["parameters"]["SequenceNumber"] = value
+    event["dataschema"] = "https://events-schemas.twilio.com/Voice.WebhookEvent/²"
+    (translation,) = translate(orjson.dumps(event), load_mapping())
+    assert translation.track is not None
+    assert translation.track.message["properties"]["sequence_number"] == expected
+    assert "schema_version" not in translation.track.message["properties"]

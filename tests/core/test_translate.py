@@ -192,7 +192,13 @@ def test_translate_event_accepts_decoded_objects_like_the_fast_path() -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    # Strings that look numeric to some checks and not to others.
+    | st.sampled_from(["²", "٣٤", "--5", " 7 ", "1e3", "0x1F", "-0"]),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
     max_leaves=20,
 )
@@ -264,3 +270,25 @@ def test_huge_integer_parameter_is_refused_not_raised() -> None:
     assert translation.refusal is not None
     assert translation.refusal.reason is RefusalReason.INVALID_EVENT
     assert "64-bit" in translation.refusal.message
+
+
+def test_an_unexpected_error_costs_one_event_not_the_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    # `segment_bridge.translate` the attribute is the function; the module is reached by name.
+    module = importlib.import_module("segment_bridge.translate")
+
+    def broken(*args: object) -> object:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(module, "_map", broken)
+    body = orjson.dumps([load_event("real_inbound_answered.json"), load_event("sink_test_event.json")])
+    first, second = translate(body, MAPPING)
+    assert first.refusal is not None
+    assert first.refusal.reason is RefusalReason.TRANSLATION_ERROR
+    assert first.event["id"] == "VW2d9f0e1a2b3c4d5e6f708192a3b4c5d6"
+    assert second.outcome is Outcome.ACKNOWLEDGED
+    (fast,) = translate(event_bytes("real_inbound_answered.json"), MAPPING)
+    assert fast.refusal is not None
+    assert fast.refusal.reason is RefusalReason.TRANSLATION_ERROR
+    assert fast.event["id"] == "VW2d9f0e1a2b3c4d5e6f708192a3b4c5d6"

@@ -265,7 +265,8 @@ def test_segment_down_gives_503_and_nothing_acknowledged(standin: StandIn, write
     assert int(response.headers["Retry-After"]) >= 1
     assert {event["outcome"] for event in response.json()["events"]} == {"failed"}
     assert not set(message_ids(CALL)) & standin.accepted_ids
-    assert elapsed < 1.5
+    # The budget (0.6 s) ends the retries, well inside the 5 s Twilio waits; not a speed measurement.
+    assert elapsed < 4.5
     assert health["segment"]["failing"] is True
 
 
