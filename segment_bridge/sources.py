@@ -1,13 +1,15 @@
 """Read archived CloudEvents: JSON Lines or whole JSON documents, plain or gzip, from files or stdin.
 
 Records are streamed, so memory stays flat whatever the file size. A file whose first non-blank line is JSON is read
-as JSON Lines (one event, or one array of events, per line); otherwise it is read as one JSON document, such as a
-pretty-printed event or array. If it is neither, it is read line by line so each bad line becomes its own refusal.
+as JSON Lines (one event, or one array of events, per line); otherwise, if it opens with ``{`` or ``[``, it is tried
+as one JSON document such as a pretty-printed event or array (up to :data:`MAX_DOCUMENT_BYTES`). If it is neither,
+it is read line by line so each bad line becomes its own refusal.
 """
 
 from __future__ import annotations
 
 import gzip
+import itertools
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
@@ -19,9 +21,11 @@ import orjson
 
 from segment_bridge.exceptions import ConfigurationError
 
-__all__ = ["Record", "iter_records", "open_input"]
+__all__ = ["MAX_DOCUMENT_BYTES", "Record", "iter_records", "open_input"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
+#: Largest pretty-printed (multi-line) JSON document read as one record; JSON Lines files have no limit.
+MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,18 +87,32 @@ def _records_of(name: str, file_index: int, stream: BinaryIO) -> Iterator[Record
             if line.strip():
                 yield Record(name, file_index, number, line)
         return
-    # Not JSON Lines: perhaps a pretty-printed document. Such files are small enough to hold in memory.
+    # Not JSON Lines. A line opening with "{" or "[" may start a pretty-printed document: gather lines up to
+    # MAX_DOCUMENT_BYTES and try them as one. Anything else, or more than that, is read line by line, so a corrupt
+    # first line in a huge archive costs one refusal, not the whole file in memory.
     start = number
-    rest = [first, *lines]
-    document = b"".join(rest)
-    try:
-        orjson.loads(document)
-    except orjson.JSONDecodeError:
-        for offset, line in enumerate(rest):
-            if line.strip():
-                yield Record(name, file_index, start + offset, line)
+    held: list[bytes] = []
+    if first.lstrip()[:1] in (b"{", b"["):
+        size = 0
+        for line in itertools.chain((first,), lines):
+            held.append(line)
+            size += len(line)
+            if size > MAX_DOCUMENT_BYTES:
+                break
+        else:
+            document = b"".join(held)
+            try:
+                orjson.loads(document)
+            except orjson.JSONDecodeError:
+                pass
+            else:
+                yield Record(name, file_index, start, document)
+                return
     else:
-        yield Record(name, file_index, start, document)
+        held.append(first)
+    for offset, line in enumerate(itertools.chain(held, lines)):
+        if line.strip():
+            yield Record(name, file_index, start + offset, line)
 
 
 def iter_records(names: Iterable[str]) -> Iterator[Record]:

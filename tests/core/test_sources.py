@@ -56,3 +56,21 @@ def test_truncated_gzip_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(gzip.compress(b'{"a":1}\n' * 1000)[:-20])
     with pytest.raises(ConfigurationError, match="cannot read"):
         list(iter_records([str(path)]))
+
+
+def test_corrupt_first_line_streams_the_rest_as_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from segment_bridge import sources
+
+    monkeypatch.setattr(sources, "MAX_DOCUMENT_BYTES", 100)
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b'{"truncated": \n' + b'{"a":1}\n' * 50)
+    records = list(iter_records([str(path)]))
+    assert len(records) == 51
+    assert records[0].raw == b'{"truncated": \n'
+    assert records[-1].line == 51
+
+
+def test_first_line_not_opening_a_document_is_read_as_lines(tmp_path: Path) -> None:
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b'garbage\n{"a":1}\n')
+    assert [r.raw.strip() for r in iter_records([str(path)])] == [b"garbage", b'{"a":1}']
