@@ -8,6 +8,7 @@ Every command turns bad input into one readable line and an exit code, never a t
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -28,11 +29,12 @@ from segment_bridge.delivery import (
 )
 from segment_bridge.exceptions import BridgeError, ConfigurationError, MappingError, MissingExtraError
 from segment_bridge.mapping import CompiledMapping, load_mapping
-from segment_bridge.outcomes import Outcome
+from segment_bridge.outcomes import Outcome, Refusal
 from segment_bridge.replay import ReplaySummary, replay_files
 from segment_bridge.server import add_serve_arguments, serve_main
 from segment_bridge.settings import Settings
 from segment_bridge.sources import iter_records
+from segment_bridge.track import MAX_BATCH_MESSAGES
 from segment_bridge.translate import translate_record
 
 __all__ = ["main"]
@@ -116,6 +118,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _batch_size(text: str) -> int:
+    value = _positive_int(text)
+    if value > MAX_BATCH_MESSAGES:
+        raise argparse.ArgumentTypeError(f"at most {MAX_BATCH_MESSAGES} (Segment drops larger batches), got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
 def _hash_key(args: argparse.Namespace) -> bytes | None:
     if args.hash_key_file:
         try:
@@ -145,6 +161,7 @@ def summary_line(counts: Counter[str], reasons: Counter[str], first: str = "tran
 
 
 def _run_translate(args: argparse.Namespace, out: IO[bytes], err: IO[str]) -> int:
+    _check_outputs_are_not_inputs(args)
     mapping = load_mapping_from_args(args, err)
     counts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
@@ -211,15 +228,38 @@ def _replay_transport(args: argparse.Namespace) -> tuple[Transport, str]:
     return SegmentTransport(settings.require_write_key(), host=settings.host, timeout=args.timeout), "delivered"
 
 
+def _check_outputs_are_not_inputs(args: argparse.Namespace) -> None:
+    """Refuse an output that is also an input: appending to a file while reading it never ends."""
+    inputs = [Path(name) for name in args.files if name != "-"]
+    for option in ("dead_letter", "out", "checkpoint"):
+        output = getattr(args, option, None)
+        if not output or not Path(output).exists():
+            continue
+        for path in inputs:
+            if path.exists() and os.path.samefile(path, output):
+                flag = "--" + option.replace("_", "-")
+                raise ConfigurationError(f"{flag} {output} is also an input; write it elsewhere, then replay it")
+
+
 def _run_replay(args: argparse.Namespace, err: IO[str]) -> int:
+    _check_outputs_are_not_inputs(args)
+    if args.checkpoint and (not args.files or "-" in args.files):
+        raise ConfigurationError("--checkpoint needs named input files: standard input cannot be resumed")
     mapping = load_mapping_from_args(args, err)
     transport, verb = _replay_transport(args)
     progress = _Progress(err, enabled=err.isatty() and not args.quiet)
+    names = args.files or ["-"]
+
+    def report_refusal(position: tuple[int, int], refusal: Refusal) -> None:
+        if not args.quiet:
+            progress.done()
+            print(f"{names[position[0]]}:{position[1]}: {refusal.describe()}", file=err)
+
     policy = RetryPolicy(max_attempts=args.max_attempts, budget_seconds=args.retry_budget)
     dead_letter = DeadLetterWriter(args.dead_letter) if args.dead_letter else None
     try:
         summary = replay_files(
-            args.files or ["-"],
+            names,
             mapping,
             transport,
             checkpoint_path=args.checkpoint,
@@ -228,6 +268,7 @@ def _run_replay(args: argparse.Namespace, err: IO[str]) -> int:
             concurrency=args.concurrency,
             max_messages=args.batch_size,
             progress=progress,
+            on_refusal=report_refusal,
         )
     finally:
         progress.done()
@@ -306,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=_batch_size,
         default=DEFAULT_BATCH_MESSAGES,
         metavar="N",
         help=f"most messages per request, at most 2500 (default: {DEFAULT_BATCH_MESSAGES})",
@@ -316,13 +357,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument(
         "--retry-budget",
-        type=float,
+        type=_seconds,
         default=120.0,
         metavar="SECONDS",
         help="time per batch, retries included (default: 120)",
     )
     replay.add_argument(
-        "--timeout", type=float, default=10.0, metavar="SECONDS", help="per-request timeout (default: 10)"
+        "--timeout", type=_seconds, default=10.0, metavar="SECONDS", help="per-request timeout (default: 10)"
     )
     replay.add_argument(
         "--write-key-file",

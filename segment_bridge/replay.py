@@ -46,7 +46,7 @@ from segment_bridge.delivery import (
 )
 from segment_bridge.exceptions import ConfigurationError
 from segment_bridge.mapping import CompiledMapping
-from segment_bridge.outcomes import Translation
+from segment_bridge.outcomes import Refusal, Translation
 from segment_bridge.sources import Record, iter_records
 from segment_bridge.track import MAX_BATCH_BYTES, TrackCall, batch_growth
 from segment_bridge.translate import translate_record
@@ -265,6 +265,7 @@ def replay(
     dead_letter: DeadLetterWriter | None = None,
     checkpoint: Checkpoint | None = None,
     progress: Callable[[ReplaySummary], None] | None = None,
+    on_refusal: Callable[[Position, Refusal], None] | None = None,
     sleep: Sleep = time.sleep,
     clock: Clock = time.monotonic,
 ) -> ReplaySummary:
@@ -282,6 +283,8 @@ def replay(
             checkpoint back so a later run retries them.
         checkpoint: resume point, loaded first and saved as positions resolve.
         progress: called with the live summary after each finished batch and every 1,000 records.
+        on_refusal: called with the position and refusal of each event the core refuses (not delivery failures),
+            so the caller can report it as it happens.
         sleep: how retries wait (tests inject a recorder).
         clock: monotonic seconds for the retry budget.
 
@@ -354,6 +357,8 @@ def replay(
                     slot.pending += 1
                 elif translation.refusal is not None:
                     summary.refused[str(translation.refusal.reason)] += 1
+                    if on_refusal is not None:
+                        on_refusal(position, translation.refusal)
                     if dead_letter is not None:
                         dead_letter.write(translation.refusal, translation.event)
                         summary.dead_lettered += 1

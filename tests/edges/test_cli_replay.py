@@ -97,3 +97,41 @@ def test_serve_help_works_without_starting(capsys: pytest.CaptureFixture[str]) -
         main(["serve", "--help"])
     assert exited.value.code == 0
     assert "--public-url" in capsys.readouterr().out
+
+
+def test_replay_reports_each_refusal_on_stderr(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    code = main(["replay", "--dry-run", str(EXAMPLES / "mixed.jsonl")])
+    err = capsysbinary.readouterr().err.decode().splitlines()
+    assert code == 1
+    assert any(line.startswith(f"{EXAMPLES / 'mixed.jsonl'}:2: refused com.twilio.voice.webhook") for line in err)
+    assert sum("refused" in line and ": refused " in line for line in err) == 4
+
+
+@pytest.mark.parametrize("command", ["translate", "replay"])
+def test_dead_letter_that_is_an_input_is_refused(
+    capsysbinary: pytest.CaptureFixture[bytes], tmp_path: Path, command: str
+) -> None:
+    same = tmp_path / "dead.jsonl"
+    same.write_bytes((EXAMPLES / "mixed.jsonl").read_bytes())
+    extra = ["--dry-run"] if command == "replay" else []
+    code = main([command, *extra, "--dead-letter", str(same), str(same)])
+    err = capsysbinary.readouterr().err.decode()
+    assert code == 2
+    assert "is also an input" in err
+    assert same.read_bytes() == (EXAMPLES / "mixed.jsonl").read_bytes()
+
+
+def test_checkpoint_needs_named_files(capsysbinary: pytest.CaptureFixture[bytes], tmp_path: Path) -> None:
+    code = main(["replay", "--dry-run", "--checkpoint", str(tmp_path / "c"), "-"])
+    assert code == 2
+    assert "standard input cannot be resumed" in capsysbinary.readouterr().err.decode()
+
+
+@pytest.mark.parametrize(
+    "option", [["--batch-size", "3000"], ["--retry-budget", "-1"], ["--timeout", "0"], ["--timeout", "nan"]]
+)
+def test_out_of_range_options_are_usage_errors(capsys: pytest.CaptureFixture[str], option: list[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["replay", "--dry-run", *option, str(EXAMPLES / "events.jsonl")])
+    assert exited.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err
