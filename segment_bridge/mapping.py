@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from segment_bridge._resources import packaged_mapping
 from segment_bridge.catalog import SUPPORTED_TYPES
 from segment_bridge.exceptions import ConfigurationError, MappingError
+from segment_bridge.track import MAX_MESSAGE_ID_LENGTH
 
 __all__ = [
     "CompiledMapping",
@@ -115,7 +116,8 @@ class MappingSpec(_Strict):
     """A validated mapping file."""
 
     format_version: Literal[1] = 1
-    message_id_prefix: str = Field(default="twilio-voice", min_length=1)
+    # messageId = prefix + ":" + 40 hex characters, and Segment keeps at most 100 characters of it.
+    message_id_prefix: str = Field(default="twilio-voice", min_length=1, max_length=MAX_MESSAGE_ID_LENGTH - 41)
     events: dict[str, str]
     identity: IdentitySpec = IdentitySpec()
     hashing: HashingSpec = HashingSpec()
@@ -326,6 +328,7 @@ class CompiledMapping:
             "_schema_version": _schema_version,
             "_to_int": _to_int,
             "_hash": hash_value,
+            "_IDENTITY_TYPES": (str, int, float),
         }
         body = ["result = {}"]
         for index, (name, prop) in enumerate(spec.properties.items()):
@@ -349,7 +352,8 @@ class CompiledMapping:
         for target, refs in (("anonymous", spec.identity.anonymous_id), ("user", spec.identity.user_id)):
             body.append(f"{target} = None")
             for index, ref in enumerate(refs):
-                lookup = [*_lookup(ref, "v"), "if v is not None and v != '':"]
+                # An identity is a string or a number; an object or list in that field is skipped, not repr()'d.
+                lookup = [*_lookup(ref, "v"), "if v != '' and type(v) in _IDENTITY_TYPES:"]
                 hashed = hashing and ref in _PHONE_SOURCES
                 lookup.append(f"    {target} = {'_hash(v)' if hashed else 'str(v)'}")
                 body += lookup if index == 0 else [f"if {target} is None:", *_indent(lookup)]

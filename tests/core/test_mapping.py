@@ -102,11 +102,32 @@ def test_missing_identity_is_refused(tmp_path: Path) -> None:
     assert translation.refusal.reason is RefusalReason.MISSING_IDENTITY
 
 
-def test_overlong_message_id_prefix_is_refused(tmp_path: Path) -> None:
-    text = DEFAULT_TEXT.replace('message_id_prefix = "twilio-voice"', f'message_id_prefix = "{"p" * 70}"')
-    (translation,) = translate(event_bytes("real_inbound_ringing.json"), load_mapping(write(tmp_path, text)))
-    assert translation.refusal is not None
-    assert translation.refusal.reason is RefusalReason.MESSAGE_ID_TOO_LONG
+def test_overlong_message_id_prefix_is_a_mapping_error(tmp_path: Path) -> None:
+    ok = DEFAULT_TEXT.replace('message_id_prefix = "twilio-voice"', f'message_id_prefix = "{"p" * 59}"')
+    (translation,) = translate(event_bytes("real_inbound_ringing.json"), load_mapping(write(tmp_path, ok)))
+    assert translation.track is not None
+    assert len(translation.track.message_id) == 100
+    text = DEFAULT_TEXT.replace('message_id_prefix = "twilio-voice"', f'message_id_prefix = "{"p" * 60}"')
+    with pytest.raises(MappingError, match="message_id_prefix: String should have at most 59 characters"):
+        load_mapping(write(tmp_path, text))
+
+
+def test_message_id_over_100_characters_is_refused_before_sending() -> None:
+    from segment_bridge import TrackCall, check_track_message
+
+    message = {"type": "track", "event": "Call Answered", "anonymousId": "a", "messageId": "m" * 101}
+    refusal = check_track_message(TrackCall.from_message(message, "VW1", "t"))
+    assert refusal is not None
+    assert refusal.reason is RefusalReason.MESSAGE_ID_TOO_LONG
+
+
+@pytest.mark.parametrize("value", [{"a": 1}, ["+1415"], True])
+def test_identity_skips_values_that_are_not_strings_or_numbers(value: object) -> None:
+    event = load_event("real_inbound_ringing.json")
+    event["data"]["request"]["parameters"]["From"] = value
+    (translation,) = translate(orjson.dumps(event), load_mapping())
+    assert translation.track is not None
+    assert translation.track.message["anonymousId"] == "CA5a1b2c3d4e5f60718293a4b5c6d7e8f9"
 
 
 def test_user_id_only_when_mapped(tmp_path: Path) -> None:
