@@ -320,6 +320,29 @@ class _Metrics:
         self.dead_letters = Counter(
             "segment_bridge_dead_letter_records", "Records written to the dead-letter file.", ["kind"], registry=r
         )
+        # ``.labels()`` costs a lock and a tuple key per call; the hot path keeps the children it has made.
+        self._event_children: dict[tuple[str, str], Any] = {}
+        self._response_children: dict[int, Any] = {}
+        self._segment_children: dict[str, Any] = {}
+
+    def count_event(self, outcome: str, reason: str) -> None:
+        child = self._event_children.get((outcome, reason))
+        if child is None:
+            child = self._event_children[outcome, reason] = self.events.labels(outcome, reason)
+        child.inc()
+
+    def count_response(self, status: int) -> None:
+        child = self._response_children.get(status)
+        if child is None:
+            child = self._response_children[status] = self.responses.labels(str(status))
+        child.inc()
+
+    def count_segment_request(self, status: str) -> None:
+        # Called from the batch threads: a race makes the same child twice (``labels`` returns one per key).
+        child = self._segment_children.get(status)
+        if child is None:
+            child = self._segment_children[status] = self.segment_requests.labels(status)
+        child.inc()
 
 
 @dataclass(slots=True)
@@ -362,13 +385,13 @@ class _InstrumentedTransport:
             self.inner.send(batch)
         except DeliveryError as error:
             status = str(error.status) if error.status is not None else error.kind
-            self._metrics.segment_requests.labels(status).inc()
+            self._metrics.count_segment_request(status)
             self._health.last_failure = time.monotonic()
             self._health.last_failure_status = status
             raise
         finally:
             self._metrics.segment_latency.observe(time.monotonic() - started)
-        self._metrics.segment_requests.labels("200").inc()
+        self._metrics.count_segment_request("200")
         self._health.last_success = time.monotonic()
 
     def close(self) -> None:
@@ -732,7 +755,8 @@ class _Bridge:
             self.metrics.signature_failures.labels(failed).inc()
             return self._finish(started, 403, {"error": "signature", "check": failed}, log={"check": failed})
         translations = await self._translate(body)
-        if not any(_is_cloud_event_like(t.event) for t in translations):
+        # A translated event is a CloudEvent object with a type: no need to decode it again (``t.event`` would).
+        if not any(t.track is not None or _is_cloud_event_like(t.event) for t in translations):
             return await self._malformed(started, body, translations)
         return await self._deliver(started, translations)
 
@@ -792,7 +816,7 @@ class _Bridge:
             "The sink must post a CloudEvent object or a JSON array of them.",
         )
         recorded = await self._record([(refusal, text)], kind="malformed_body")
-        self.metrics.events.labels("refused", str(reason)).inc()
+        self.metrics.count_event("refused", str(reason))
         if not recorded:
             return self._finish(started, 503, {"error": "dead-letter file not writable"}, {"Retry-After": "30"}, {})
         payload = {"error": str(reason), "message": refusal.message, "hint": refusal.hint}
@@ -855,7 +879,7 @@ class _Bridge:
         if rejected:
             recorded = await self._record(rejected, kind="delivery_failed") and recorded
         for report in reports:
-            self.metrics.events.labels(report.outcome, report.reason).inc()
+            self.metrics.count_event(report.outcome, report.reason)
         counts: dict[str, int] = {}
         for report in reports:
             counts[report.outcome] = counts.get(report.outcome, 0) + 1
@@ -911,7 +935,7 @@ class _Bridge:
         from starlette.responses import Response
 
         elapsed = time.monotonic() - started
-        self.metrics.responses.labels(str(status)).inc()
+        self.metrics.count_response(status)
         self.metrics.request_latency.observe(elapsed)
         level = logging.INFO if status == 200 else logging.WARNING
         if logger.isEnabledFor(level):
