@@ -463,6 +463,7 @@ class GroupCommitBatcher:
         self._waiting: dict[str, asyncio.Future[DeliveryError | None]] = {}
         self._in_flight: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_due = 0.0
         self._draining = False
         self._executor = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="segment-batch")
         self.batches_sent = 0
@@ -507,9 +508,6 @@ class GroupCommitBatcher:
 
     def _maybe_flush(self) -> None:
         """Post what is due, then arm a timer for the next decision. Never sleeps."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         now = time.monotonic()
         while self._pending and len(self._in_flight) < self._max_in_flight:
             age = now - self._pending[0].enqueued
@@ -519,8 +517,25 @@ class GroupCommitBatcher:
             self._dispatch(self._take_batch())
         if self._pending and len(self._in_flight) < self._max_in_flight:
             wait = self._linger if not self._in_flight else self._max_linger
-            delay = max(0.0, self._pending[0].enqueued + wait - now)
-            self._timer = asyncio.get_running_loop().call_later(delay, self._maybe_flush)
+            due_at = self._pending[0].enqueued + wait
+            if self._timer is not None and self._timer_due == due_at:
+                # Most submits join a batch whose timer is already armed for the same moment: keep it rather
+                # than cancel and re-arm one per request.
+                return
+            self._cancel_timer()
+            self._timer_due = due_at
+            self._timer = asyncio.get_running_loop().call_later(max(0.0, due_at - now), self._on_timer)
+        else:
+            self._cancel_timer()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._maybe_flush()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _take_batch(self) -> list[_Item]:
         batch: list[_Item] = []
