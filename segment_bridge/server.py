@@ -33,6 +33,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import math
 import os
@@ -599,6 +601,92 @@ class GroupCommitBatcher:
         self._executor.shutdown(wait=True)
 
 
+class _Deadlines:
+    """Releases waiters at their deadlines with one event-loop timer for all of them.
+
+    A timer per request (``asyncio.wait(..., timeout=...)``) costs a ``TimerHandle`` pushed into the loop's heap,
+    compared there with Python-level ``__lt__``, then cancelled and left in the heap: about 4% of the event loop's
+    CPU under load. Here a request pushes a tuple (compared in C) into a heap of its own; one timer is armed for
+    the earliest deadline, and finished waiters are dropped lazily when it fires.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, deadline: float, waiter: asyncio.Future[None]) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # A new event loop (an app started again, in tests): what the old one held cannot be released there.
+            self._reset(loop)
+        heapq.heappush(self._heap, (deadline, next(self._seq), waiter))
+        if deadline < self._timer_at:
+            self._arm(loop, deadline)
+
+    def _reset(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._heap.clear()
+        self._timer, self._timer_at, self._loop = None, math.inf, loop
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = loop.call_later(max(0.0, at - time.monotonic()), self._fire)
+
+    def _fire(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        now = time.monotonic()
+        heap = self._heap
+        while heap and (heap[0][0] <= now or heap[0][2].done()):
+            _release(heapq.heappop(heap)[2])
+        if heap and self._loop is not None:
+            self._arm(self._loop, heap[0][0])
+
+
+async def _wait_all(
+    futures: list[asyncio.Future[DeliveryError | None]], deadline: float, deadlines: _Deadlines
+) -> None:
+    """Wait until every future is done or ``deadline`` (``time.monotonic()``) passes; never cancels them.
+
+    What ``asyncio.wait(futures, timeout=...)`` does for this case at a fraction of its cost (no set of tasks, no
+    coroutine checks, no timer of its own): the futures may be shared with other requests, so they are only
+    watched.
+    """
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+    remaining = len(futures)
+
+    def on_done(_: asyncio.Future[DeliveryError | None]) -> None:
+        nonlocal remaining
+        remaining -= 1
+        if remaining == 0 and not waiter.done():
+            waiter.set_result(None)
+
+    for future in futures:
+        if future.done():
+            remaining -= 1
+        else:
+            future.add_done_callback(on_done)
+    if remaining == 0:
+        return
+    deadlines.add(deadline, waiter)
+    try:
+        await waiter
+    finally:
+        for future in futures:
+            future.remove_done_callback(on_done)
+
+
+def _release(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 def _failed_result(calls: Sequence[TrackCall], error: DeliveryError) -> BatchResult:
     from segment_bridge.delivery import BatchResult
 
@@ -678,6 +766,7 @@ class _Bridge:
         )
         self._dead_letter_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dead-letter")
         self.batcher: GroupCommitBatcher | None = None
+        self._deadlines = _Deadlines()
         self.active = 0
         self.closing = False
 
@@ -865,9 +954,9 @@ class _Bridge:
         rejected: list[tuple[Refusal, Any]] = []
 
         retry_after: float | None = None
-        futures = {ticket for ticket in tickets if ticket is not None}
+        futures = [ticket for ticket in tickets if ticket is not None]
         if futures:
-            await asyncio.wait(futures, timeout=max(0.0, answer_by - time.monotonic()))
+            await _wait_all(futures, answer_by, self._deadlines)
         not_accepted = 0
         for slot, ticket, call in zip(slots, tickets, calls, strict=True):
             report = reports[slot]
