@@ -210,12 +210,23 @@ class SegmentTransport:
     def send(self, batch: Sequence[TrackCall]) -> None:
         """Post ``batch`` as one ``/v1/batch`` request."""
         with _translated_errors(len(batch)):
-            segment_request.post(
+            response = segment_request.post(
                 self._write_key.get_secret_value(),
                 host=self.host,
                 gzip=self.gzip,
                 timeout=self.timeout,
                 batch=[call.message for call in batch],
+            )
+        if response.history:
+            # requests follows redirects, and a 301/302 turns the POST into a GET whose 200 says nothing about
+            # the batch: it was not delivered. A wrong host or a proxy is the usual cause; never follow it blindly.
+            status = response.history[0].status_code
+            raise PermanentDeliveryError(
+                f"the Segment host redirected (HTTP {status}) the post of {len(batch)} messages; "
+                "set SEGMENT_HOST / --segment-host to the endpoint itself",
+                status=status,
+                kind="redirect",
+                count=len(batch),
             )
 
     def close(self) -> None:

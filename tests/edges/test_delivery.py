@@ -429,3 +429,19 @@ def test_delivery_errors_carry_no_payload(clock):
         assert "CA0000" not in refusal.message
         assert "padding" not in refusal.message
     assert isinstance(report.errors[0], DeliveryError)
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+@responses.activate
+def test_a_redirected_post_is_not_counted_as_delivered(transport, clock, status):
+    # requests follows the redirect (a 301/302 as a GET); the final 200 says nothing about the batch.
+    responses.post(URL, status=status, headers={"Location": "https://elsewhere.example/v1/batch"})
+    responses.add(responses.GET, "https://elsewhere.example/v1/batch", status=200)
+    responses.add(responses.POST, "https://elsewhere.example/v1/batch", status=200)
+
+    report = deliver(calls(2), transport, EXACT, sleep=clock.sleep, clock=clock)
+
+    assert report.delivered == []
+    assert [refusal.reason for _, refusal in report.failures] == [RefusalReason.DELIVERY_FAILED] * 2
+    assert f"HTTP {status}" in report.failures[0][1].message
+    assert clock.sleeps == []  # permanent: a wrong host does not fix itself
