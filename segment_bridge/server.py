@@ -11,12 +11,14 @@
 
 =====  ======================================================================================================
 200    every event in the request was accepted by Segment, acknowledged (test event, redelivery already
-       delivered) or refused and recorded (dead-letter file, or the log when none is configured)
+       delivered), refused by translation and recorded (dead-letter file, or the log when none is configured),
+       or refused by Segment *alone* as too large and recorded in the dead-letter file
 400    the body is not JSON or holds no CloudEvent (recorded in the dead-letter file, truncated)
 403    missing or bad signature: nothing is processed
 413    body over the size limit
 429    the bridge is over its own concurrency limit
-503    Segment did not accept every event within the delivery budget (``Retry-After``); or shutting down
+503    Segment did not accept every event within the delivery budget, or rejected a batch (401, 403, 404, a
+       400 not "too large": a wrong write key must not lose events), with ``Retry-After``; or shutting down
 =====  ======================================================================================================
 
 **Group commit**: events of concurrent requests go into shared Segment batches (:class:`GroupCommitBatcher`); each
@@ -55,11 +57,12 @@ from segment_bridge.exceptions import (
     ConfigurationError,
     DeliveryError,
     MissingExtraError,
+    PayloadTooLargeError,
     PermanentDeliveryError,
     RetryableDeliveryError,
 )
 from segment_bridge.outcomes import Outcome, Refusal, RefusalReason, Translation
-from segment_bridge.track import MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, TrackCall, batch_growth
+from segment_bridge.track import MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, TrackCall, batch_growth
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -109,6 +112,8 @@ _HEALTH_WINDOW = 300.0
 _ATTEMPT_RESERVE = 0.25
 #: Default Retry-After (seconds) for 503 when Segment named none.
 _DEFAULT_RETRY_AFTER = 5
+#: Retry-After (seconds) when Segment rejected a batch for good (wrong write key...): the operator must act first.
+_REJECTED_RETRY_AFTER = 60
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -322,6 +327,17 @@ class _Metrics:
         self.dead_letters = Counter(
             "segment_bridge_dead_letter_records", "Records written to the dead-letter file.", ["kind"], registry=r
         )
+        self.rejections = Counter(
+            "segment_bridge_segment_rejections",
+            "Batches Segment rejected for good (wrong write key, 403, 404, a 400 not 'too large'), by status.",
+            ["status"],
+            registry=r,
+        )
+        self.rejecting = Gauge(
+            "segment_bridge_segment_rejecting",
+            "1 while Segment's latest answer to a batch was a rejection (events are answered 503), else 0.",
+            registry=r,
+        )
         # ``.labels()`` costs a lock and a tuple key per call; the hot path keeps the children it has made.
         self._event_children: dict[tuple[str, str], Any] = {}
         self._response_children: dict[int, Any] = {}
@@ -354,6 +370,10 @@ class _Health:
     last_success: float | None = None
     last_failure: float | None = None
     last_failure_status: str | None = None
+    #: Segment's latest batch answer was a rejection for good (set and cleared on the event loop).
+    rejecting: bool = False
+    last_rejection: float | None = None
+    last_rejection_status: int | None = None
 
     def snapshot(self, now: float) -> dict[str, Any]:
         def age(moment: float | None) -> float | None:
@@ -367,6 +387,9 @@ class _Health:
             "last_success_seconds_ago": age(self.last_success),
             "last_failure_seconds_ago": age(self.last_failure),
             "last_failure_status": self.last_failure_status,
+            "rejecting": self.rejecting,
+            "last_rejection_seconds_ago": age(self.last_rejection),
+            "last_rejection_status": self.last_rejection_status,
         }
 
 
@@ -824,6 +847,29 @@ class _Bridge:
         retries = sum(max(0, result.attempts - 1) for result in results)
         if retries:
             self.metrics.retries.inc(retries)
+        for result in results:
+            error = result.error
+            if error is None:
+                if self.health.rejecting:
+                    self.health.rejecting = False
+                    self.metrics.rejecting.set(0)
+                    logger.warning(_line("segment_accepting", message="Segment accepts batches again"))
+            elif _rejected(error, result.calls[0]):
+                self.health.rejecting = True
+                self.health.last_rejection = time.monotonic()
+                self.health.last_rejection_status = error.status
+                self.metrics.rejecting.set(1)
+                self.metrics.rejections.labels(str(error.status or error.kind)).inc()
+                logger.error(
+                    _line(
+                        "segment_rejected",
+                        status=error.status,
+                        kind=error.kind,
+                        messages=len(result.calls),
+                        message="Segment rejected a batch for good; its events are answered 503 so Twilio retries "
+                        "them. Check the write key (SEGMENT_WRITE_KEY), --region and --segment-host.",
+                    )
+                )
         if self.batcher is not None:
             self.metrics.pending.set(self.batcher.pending)
 
@@ -966,13 +1012,30 @@ class _Bridge:
             error = ticket.result() if ticket.done() else None
             if ticket.done() and error is None:
                 report.outcome = "delivered"
-            elif ticket.done() and isinstance(error, PermanentDeliveryError):
-                # Segment refused the message for good; retrying would not help, so record it like a refusal.
+            elif error is not None and _too_large_alone(error, call):
+                # Segment refuses this message even alone: retrying can never help. Acknowledged only once it
+                # is in the dead-letter file; a log line is no record to replay from.
                 from segment_bridge.delivery import failure_refusal
 
                 refusal = failure_refusal(call, error)
-                report.outcome, report.reason, report.hint = "refused", str(refusal.reason), refusal.hint
-                rejected.append((refusal, _event_of(translations, call)))
+                if self.dead_letter is not None:
+                    report.outcome, report.reason, report.hint = "refused", str(refusal.reason), refusal.hint
+                    rejected.append((refusal, _event_of(translations, call)))
+                else:
+                    not_accepted += 1
+                    report.outcome, report.reason = "failed", "too_large"
+                    report.hint = refusal.hint + " Without --dead-letter it is answered 503 so it is not lost."
+                    logger.warning(_line("too_large", id=call.event_id, type=call.event_type, message=refusal.message))
+            elif isinstance(error, PermanentDeliveryError):
+                # A batch-level rejection (wrong or rotated write key, 403, 404, a 400 not "too large"): every
+                # event would be refused the same way. Twilio retries 503 for hours while the operator fixes it.
+                not_accepted += 1
+                retry_after = max(retry_after or 0.0, _REJECTED_RETRY_AFTER)
+                cause = f"HTTP {error.status}" if error.status is not None else error.kind
+                report.outcome, report.reason = "failed", "segment_rejected"
+                report.hint = (
+                    f"Segment rejected the batch ({cause}): check the write key, region and host. Twilio will retry it."
+                )
             else:
                 not_accepted += 1
                 report.outcome, report.reason = "failed", "segment_unavailable" if ticket.done() else "timeout"
@@ -1050,7 +1113,7 @@ class _Bridge:
         from starlette.responses import Response
 
         payload = {
-            "status": "shutting_down" if self.closing else "ok",
+            "status": "shutting_down" if self.closing else "degraded" if self.health.rejecting else "ok",
             "segment": self.health.snapshot(time.monotonic()),
             "pending_events": self.batcher.pending if self.batcher is not None else 0,
         }
@@ -1075,6 +1138,20 @@ def _test_id(element: Any) -> str | None:
             return None
     value = data.get("test_id") if isinstance(data, dict) else None
     return str(value) if value is not None else None
+
+
+def _too_large_alone(error: DeliveryError, call: TrackCall) -> bool:
+    """Whether Segment refused this message on its own as too large, so that no retry can ever deliver it.
+
+    :func:`~segment_bridge.delivery.send_batch` splits a batch answered "too large" until the message is alone,
+    and refuses a message over Segment's 32 KB limit without sending it.
+    """
+    return isinstance(error, PayloadTooLargeError) and (error.count == 1 or call.size > MAX_MESSAGE_BYTES)
+
+
+def _rejected(error: DeliveryError, call: TrackCall) -> bool:
+    """A batch-level permanent refusal (write key, 403, 404, a 400 not "too large"): answered 503, never 200."""
+    return isinstance(error, PermanentDeliveryError) and not _too_large_alone(error, call)
 
 
 def _event_of(translations: list[Translation], call: TrackCall) -> Any:

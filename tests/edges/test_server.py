@@ -27,7 +27,11 @@ twilio_validator = pytest.importorskip("twilio.request_validator")
 from standin import Fault, StandIn  # noqa: E402
 
 from segment_bridge.delivery import SegmentTransport  # noqa: E402
-from segment_bridge.exceptions import ConfigurationError, RetryableDeliveryError  # noqa: E402
+from segment_bridge.exceptions import (  # noqa: E402
+    ConfigurationError,
+    PayloadTooLargeError,
+    RetryableDeliveryError,
+)
 from segment_bridge.mapping import load_mapping  # noqa: E402
 from segment_bridge.samples import call_events, sink_test_event  # noqa: E402
 from segment_bridge.server import GroupCommitBatcher, ServerConfig, create_app  # noqa: E402
@@ -313,19 +317,98 @@ def test_status_contract_under_random_faults(standin: StandIn, write_key: str) -
     assert standin.violations == []
 
 
-def test_permanent_segment_refusal_is_dead_lettered_and_acknowledged(
-    standin: StandIn, write_key: str, tmp_path: Path
+@pytest.mark.parametrize(
+    "status",
+    [
+        pytest.param(401, id="401-wrong-or-rotated-write-key"),
+        pytest.param(403, id="403"),
+        pytest.param(404, id="404"),
+        pytest.param(400, id="400-not-too-large"),
+    ],
+)
+@pytest.mark.parametrize("with_dead_letter", [True, False])
+def test_segment_rejecting_a_batch_is_503_never_acknowledged(
+    standin: StandIn,
+    write_key: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    with_dead_letter: bool,
 ) -> None:
-    standin.script(400)
+    """A wrong write key must not lose events: Twilio retries 503 for hours while the operator fixes the key."""
+    standin.script(status)  # not retried: a permanent answer
     dead_letter = tmp_path / "dead.jsonl"
-    with Harness(segment_app(standin, write_key, dead_letter=dead_letter)) as h:
+    changes: dict[str, Any] = {"dead_letter": dead_letter} if with_dead_letter else {}
+    with (
+        caplog.at_level(logging.INFO, logger="segment_bridge"),
+        Harness(segment_app(standin, write_key, **changes)) as h,
+    ):
+        response = h.post_signed(CALL)
+        health = h.get("/healthz").json()
+        metrics = h.get("/metrics").text
+        # The operator fixed the key: Twilio's retry is delivered and the state clears.
+        retried = h.post_signed(CALL)
+        health_after = h.get("/healthz").json()
+        metrics_after = h.get("/metrics").text
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) >= 1
+    assert {(e["outcome"], e["reason"]) for e in response.json()["events"]} == {("failed", "segment_rejected")}
+    assert f"HTTP {status}" in response.json()["events"][0]["hint"]
+    assert not dead_letter.exists() or dead_letter.read_bytes() == b""
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any('"segment_rejected"' in line and f'"status":{status}' in line for line in errors), errors
+    assert write_key not in caplog.text
+    assert health["status"] == "degraded"
+    assert health["segment"]["rejecting"] is True
+    assert health["segment"]["last_rejection_status"] == status
+    assert "segment_bridge_segment_rejecting 1.0" in metrics
+    assert f'segment_bridge_segment_rejections_total{{status="{status}"}} 1.0' in metrics
+    assert 'segment_bridge_events_total{outcome="failed",reason="segment_rejected"} 4.0' in metrics
+    assert retried.status_code == 200
+    assert set(message_ids(CALL)) <= standin.accepted_ids
+    assert health_after["status"] == "ok"
+    assert health_after["segment"]["rejecting"] is False
+    assert "segment_bridge_segment_rejecting 0.0" in metrics_after
+
+
+class TooLargeTransport(RecordingTransport):
+    """Refuses, as too large, every request that holds the message ``too_large``; accepts the others."""
+
+    def __init__(self, too_large: str) -> None:
+        super().__init__()
+        self.too_large = too_large
+
+    def send(self, batch: Sequence[TrackCall]) -> None:
+        if any(call.message_id == self.too_large for call in batch):
+            raise PayloadTooLargeError("too large", status=400, kind="too_large", count=len(batch))
+        super().send(batch)
+
+
+def test_message_too_large_alone_is_dead_lettered_and_acknowledged(tmp_path: Path) -> None:
+    ids = message_ids(CALL)
+    transport = TooLargeTransport(ids[1])
+    dead_letter = tmp_path / "dead.jsonl"
+    with Harness(make_app(transport, dead_letter=dead_letter)) as h:
         response = h.post_signed(CALL)
     assert response.status_code == 200
-    assert {event["reason"] for event in response.json()["events"]} == {"delivery_failed"}
+    outcomes = [(e["outcome"], e["reason"]) for e in response.json()["events"]]
+    assert outcomes.count(("refused", "delivery_failed")) == 1
+    assert outcomes.count(("delivered", "")) == 3
     records = [orjson.loads(line) for line in dead_letter.read_bytes().splitlines()]
-    assert [r["reason"] for r in records] == ["delivery_failed"] * 4
-    assert {r["event"]["id"] for r in records} == {e["id"] for e in call_events(1)}
-    assert write_key not in dead_letter.read_text()
+    assert [r["reason"] for r in records] == ["delivery_failed"]
+    assert sorted(i for batch in transport.batches for i in batch) == sorted(set(ids) - {ids[1]})
+
+
+def test_message_too_large_alone_without_dead_letter_is_503() -> None:
+    """Never 200 for a delivery_failed event that is recorded nowhere but a log line."""
+    ids = message_ids(CALL)
+    with Harness(make_app(TooLargeTransport(ids[1]))) as h:
+        response = h.post_signed(CALL)
+    assert response.status_code == 503
+    assert "Retry-After" in response.headers
+    outcomes = [(e["outcome"], e["reason"]) for e in response.json()["events"]]
+    assert outcomes.count(("failed", "too_large")) == 1
+    assert outcomes.count(("delivered", "")) == 3
 
 
 # ----------------------------------------------------------------------------------------------------------------
