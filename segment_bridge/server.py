@@ -129,6 +129,8 @@ class ServerConfig:
     Attributes:
         public_url: the sink destination as configured in Twilio (``https://host/events``); the signature is
             checked over it plus each request's raw query string. Required unless ``insecure_no_signature``.
+            Basic-auth user-info (``https://user:password@host/...``) is dropped here: Twilio signs the URL
+            without it, so the password is never needed and never kept (nor in ``repr`` or worker options).
         auth_token: the Primary Auth Token of the account owning the sink (``TWILIO_AUTH_TOKEN``); masked.
         insecure_no_signature: accept unsigned requests (local testing only; logged loudly at start).
         max_body_size: bytes; larger bodies get 413.
@@ -176,6 +178,7 @@ class ServerConfig:
             raise ConfigurationError("linger must be >= 0 and max linger >= linger")
         if self.public_url is not None:
             _check_public_url(self.public_url)
+            object.__setattr__(self, "public_url", _without_user_info(self.public_url))
 
     def check_security(self) -> None:
         """Raise :class:`ConfigurationError` unless signatures can be checked or checking is explicitly off."""
@@ -229,6 +232,16 @@ def _check_public_url(url: str) -> None:
         raise ConfigurationError(f"public URL must be an http(s) URL, got {parts.scheme or 'no'} scheme")
     if parts.fragment:
         raise ConfigurationError("public URL must not have a fragment")
+
+
+def _without_user_info(url: str) -> str:
+    """``url`` without ``user:password@``, everything else byte for byte (the signature is over those bytes)."""
+    scheme, sep, rest = url.partition("://")
+    authority_end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    authority = rest[:authority_end]
+    if "@" not in authority:
+        return url
+    return f"{scheme}{sep}{authority.rpartition('@')[2]}{rest[authority_end:]}"
 
 
 def _secret_from_env(environ: Mapping[str, str], name: str) -> SecretStr | None:
@@ -1368,6 +1381,13 @@ _SERVE_KEYS = (
 )
 
 
+def _worker_options(args: argparse.Namespace, config: ServerConfig) -> str:
+    """The non-secret options for ``--workers`` processes, as JSON; the public URL without its user-info."""
+    options = {key: getattr(args, key) for key in _SERVE_KEYS}
+    options["public_url"] = config.public_url
+    return orjson.dumps(options).decode()
+
+
 def app_from_environment() -> Starlette:
     """App factory for uvicorn workers (``--workers N``): the options travel in an environment variable.
 
@@ -1411,7 +1431,7 @@ def serve_main(args: argparse.Namespace) -> int:
         "lifespan": "on",
     }
     if workers > 1:
-        os.environ[_SERVE_ENV] = orjson.dumps({key: getattr(args, key) for key in _SERVE_KEYS}).decode()
+        os.environ[_SERVE_ENV] = _worker_options(args, config)
         uvicorn.run("segment_bridge.server:app_from_environment", factory=True, workers=workers, **common)
         return 0
     app = create_app(settings, config)

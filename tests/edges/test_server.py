@@ -219,6 +219,29 @@ def test_query_of_the_destination_is_kept_byte_for_byte() -> None:
         assert h.post(CALL, headers, reencoded).status_code == 403
 
 
+def test_basic_auth_user_info_of_the_destination_is_never_kept() -> None:
+    """Twilio sinks may carry ``user:password@``; Twilio signs without it, so the bridge drops it at once."""
+    import argparse
+
+    from segment_bridge.server import _worker_options, add_serve_arguments
+
+    password = "s3cret-basic-pw"
+    destination = f"https://twilio:{password}@bridge.example.com:8443/events?team=a%20b"
+    cfg = config(public_url=destination)
+    assert password not in repr(cfg)
+    assert cfg.public_url == "https://bridge.example.com:8443/events?team=a%20b"
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser)
+    args = parser.parse_args(["--public-url", destination, "--workers", "2"])
+    options = _worker_options(args, cfg)
+    assert password not in options
+    assert orjson.loads(options)["public_url"] == cfg.public_url
+    # Twilio's signature (over the URL without user-info) still checks out.
+    query, headers = twilio_signed(CALL, url=cfg.public_url)
+    with Harness(make_app(public_url=destination)) as h:
+        assert h.post(CALL, headers, query).status_code == 200
+
+
 def test_insecure_mode_accepts_unsigned_and_warns(caplog: pytest.LogCaptureFixture) -> None:
     app = create_app(
         Settings(), config(insecure_no_signature=True, auth_token=None), transport=RecordingTransport(), mapping=MAPPING
