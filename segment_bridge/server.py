@@ -115,12 +115,6 @@ _DEFAULT_RETRY_AFTER = 5
 #: Retry-After (seconds) when Segment rejected a batch for good (wrong write key...): the operator must act first.
 _REJECTED_RETRY_AFTER = 60
 
-_TRUE = {"1", "true", "yes", "on"}
-
-
-def _truthy(value: str | None) -> bool:
-    return value is not None and value.strip().lower() in _TRUE
-
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
@@ -200,7 +194,9 @@ class ServerConfig:
         """Build the config from explicit values (``None`` means unset) first, then ``environ``.
 
         Reads ``TWILIO_AUTH_TOKEN`` (or ``TWILIO_AUTH_TOKEN_FILE``), ``SEGMENT_BRIDGE_PUBLIC_URL``,
-        ``SEGMENT_BRIDGE_HASH_KEY`` and ``SEGMENT_BRIDGE_INSECURE_NO_SIGNATURE``.
+        and ``SEGMENT_BRIDGE_HASH_KEY``. Signature checking is turned off only by an explicit
+        ``insecure_no_signature=True`` (the ``--insecure-no-signature`` flag), never by the environment: a variable
+        inherited from a ``.env`` file or a CI job would disable it silently.
 
         Raises:
             ConfigurationError: a value is invalid or a secret file unreadable (never echoing a secret).
@@ -216,8 +212,6 @@ class ServerConfig:
             values["auth_token"] = SecretStr(values["auth_token"])
         if "hash_key" not in values and environ.get("SEGMENT_BRIDGE_HASH_KEY"):
             values["hash_key"] = SecretStr(environ["SEGMENT_BRIDGE_HASH_KEY"])
-        if "insecure_no_signature" not in values:
-            values["insecure_no_signature"] = _truthy(environ.get("SEGMENT_BRIDGE_INSECURE_NO_SIGNATURE"))
         for key in ("dead_letter", "out"):
             if key in values:
                 values[key] = Path(values[key])

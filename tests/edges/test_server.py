@@ -261,6 +261,16 @@ def test_token_and_public_url_are_required() -> None:
     assert TOKEN not in repr(cfg)
 
 
+def test_no_environment_variable_turns_signature_checking_off() -> None:
+    """Only the visible flag disables verification; an inherited variable must not do it silently."""
+    environ = {"SEGMENT_BRIDGE_INSECURE_NO_SIGNATURE": "1"}
+    cfg = ServerConfig.from_env(environ)
+    assert cfg.insecure_no_signature is False
+    with pytest.raises(ConfigurationError, match="TWILIO_AUTH_TOKEN"):
+        cfg.check_security()
+    assert ServerConfig.from_env(environ, insecure_no_signature=True).insecure_no_signature is True
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The status-code contract against the stand-in Segment
 # ----------------------------------------------------------------------------------------------------------------
