@@ -73,10 +73,22 @@ class TrackCall:
     body: bytes = field(repr=False)
     event_id: str
     event_type: str
-    size: int = field(init=False)
+    _size: int = field(default=-1, init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "size", _wire_size(self.message, self.body))
+    @property
+    def size(self) -> int:
+        """Bytes as sent (see the class docstring); measured on first use, since only batching needs it."""
+        if self._size < 0:
+            object.__setattr__(self, "_size", _wire_size(self.message, self.body))
+        return self._size
+
+    def within(self, limit: int) -> bool:
+        """Whether the message as sent is at most ``limit`` bytes, measuring only when it could be close."""
+        # As sent, an ASCII message grows by at most half: one space per separator, and a separator takes at
+        # least two bytes of compact JSON (`0,`). Non-ASCII escapes can triple it, so those are measured.
+        if self.body.isascii() and len(self.body) * 3 // 2 <= limit:
+            return True
+        return self.size <= limit
 
     @classmethod
     def from_message(cls, message: dict[str, Any], event_id: str, event_type: str) -> TrackCall:

@@ -82,7 +82,7 @@ def check_track_message(call: TrackCall) -> Refusal | None:
         reason = RefusalReason.MESSAGE_ID_TOO_LONG
         text = f"messageId is {len(call.message_id)} characters; Segment keeps at most {MAX_MESSAGE_ID_LENGTH}"
         hint = "Shorten message_id_prefix in the mapping."
-    elif call.size > MAX_MESSAGE_BYTES:
+    elif not call.within(MAX_MESSAGE_BYTES):
         reason = RefusalReason.MESSAGE_TOO_LARGE
         text = f"message is {call.size} bytes; Segment drops messages over {MAX_MESSAGE_BYTES} bytes"
         hint = "Map fewer or smaller properties (large data fields such as responseBody do not belong in Segment)."

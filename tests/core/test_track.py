@@ -57,3 +57,22 @@ def test_size_is_never_below_what_the_sdk_sends(properties: dict[str, object]) -
     # segment-analytics-python's request.post serializes with json.dumps defaults.
     assert call.size >= len(json.dumps(message).encode())
     assert call.size >= len(call.body)
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=4),
+        st.text(max_size=4) | st.integers(0, 9) | st.lists(st.integers(0, 9), max_size=5),
+        max_size=40,
+    ),
+    st.integers(10, 4000),
+)
+def test_within_is_sound_and_no_stricter_than_size(properties: dict[str, object], limit: int) -> None:
+    import json
+
+    message = {"type": "track", "messageId": "m", "properties": properties}
+    call = TrackCall.from_message(message, "VW1", "t")
+    if call.within(limit):
+        assert len(json.dumps(message).encode()) <= limit  # what the SDK sends fits
+    if call.size <= limit:
+        assert call.within(limit)
