@@ -1277,14 +1277,48 @@ SEGMENT_BRIDGE_PUBLIC_URL, SEGMENT_HOST, SEGMENT_REGION, SEGMENT_BRIDGE_MAPPING,
 _SERVE_ENV = "_SEGMENT_BRIDGE_SERVE_ARGS"
 
 
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free port) to 65535."""
+    value = _integer(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port between 0 and 65535, got {text!r}")
+    return value
+
+
+def _at_least_one(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
+def _integer(text: str) -> int:
+    stripped = text.strip()
+    if not (stripped.isascii() and stripped.lstrip("+-").isdigit()):
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}")
+    return int(stripped)
+
+
+def _positive_seconds(text: str) -> float:
+    """An argparse type: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive, finite number of seconds, got {text!r}")
+    return value
+
+
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``serve`` options to ``parser`` (uvicorn's flag names and defaults). Imports no server package."""
     parser.epilog = _SERVE_EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     env = os.environ.get
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="bind port (default: 8000)")
-    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: 1)")
+    parser.add_argument("--port", type=_port, default=8000, help="bind port, 0 for any free one (default: 8000)")
+    parser.add_argument("--workers", type=_at_least_one, default=None, help="worker processes (default: 1)")
     parser.add_argument(
         "--public-url",
         default=env("SEGMENT_BRIDGE_PUBLIC_URL") or None,
@@ -1299,21 +1333,21 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-body-size",
-        type=int,
+        type=_at_least_one,
         default=DEFAULT_MAX_BODY_SIZE,
         metavar="BYTES",
         help=f"larger bodies get 413 (default: {DEFAULT_MAX_BODY_SIZE})",
     )
     parser.add_argument(
         "--delivery-budget",
-        type=float,
+        type=_positive_seconds,
         default=DEFAULT_DELIVERY_BUDGET,
         metavar="SECONDS",
         help=f"time to deliver a request's events, retries included, before 503 (default: {DEFAULT_DELIVERY_BUDGET})",
     )
     parser.add_argument(
         "--max-concurrency",
-        type=int,
+        type=_at_least_one,
         default=DEFAULT_MAX_CONCURRENCY,
         metavar="N",
         help=f"requests in progress before answering 429 (default: {DEFAULT_MAX_CONCURRENCY})",

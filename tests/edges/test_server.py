@@ -752,6 +752,51 @@ except ImportError as error:
     assert "pip install 'segment-bridge[server]'" in result.stdout
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--port", "99999"],
+        ["--port", "-1"],
+        ["--port", "http"],
+        ["--workers", "0"],
+        ["--max-body-size", "0"],
+        ["--max-body-size", "²"],
+        ["--delivery-budget", "0"],
+        ["--delivery-budget", "-1"],
+        ["--delivery-budget", "nan"],
+        ["--delivery-budget", "inf"],
+        ["--max-concurrency", "0"],
+    ],
+)
+def test_out_of_range_serve_options_are_one_line_usage_errors(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from segment_bridge.server import add_serve_arguments
+
+    parser = argparse.ArgumentParser(prog="segment-bridge serve")
+    add_serve_arguments(parser)
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(argv)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert f"argument {argv[0]}:" in error
+    assert "Traceback" not in error
+
+
+def test_serve_options_in_range_parse() -> None:
+    import argparse
+
+    from segment_bridge.server import add_serve_arguments
+
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser)
+    args = parser.parse_args(["--port", "0", "--workers", "2", "--delivery-budget", "0.5", "--max-body-size", "1"])
+    assert (args.port, args.workers, args.delivery_budget, args.max_body_size) == (0, 2, 0.5, 1)
+    assert parser.parse_args(["--port", "65535"]).port == 65535
+
+
 def test_import_segment_bridge_does_not_import_starlette() -> None:
     code = "import sys, segment_bridge, segment_bridge.server; print('starlette' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
