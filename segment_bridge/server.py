@@ -921,7 +921,8 @@ class _Bridge:
         """The body, ``None`` when over the limit, or :data:`_DISCONNECTED` when the client went away."""
         limit = self.config.max_body_size
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        # isascii() first: str.isdigit() accepts '²' (a latin-1 byte in a header), which int() refuses.
+        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
             return None
         # ASGI messages read directly: Starlette's stream() costs a generator per request on the hot path.
         chunks: list[bytes] = []

@@ -584,6 +584,43 @@ def test_body_over_the_limit_is_413() -> None:
     assert transport.batches == []
 
 
+@pytest.mark.parametrize("declared", [b"\xb2", b"\xb9\xb2", b"-1", b"1e9", b" 12", b"\xff"])
+def test_odd_content_length_header_never_raises(declared: bytes) -> None:
+    """Latin-1 b'\\xb2' decodes to '²', which str.isdigit accepts and int() refuses."""
+    body = orjson.dumps({"nope": 1})
+    with Harness(make_app(insecure_no_signature=True)) as h:
+
+        async def raw() -> tuple[int, bytes]:
+            scope = {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": "POST",
+                "scheme": "http",
+                "path": "/events",
+                "raw_path": b"/events",
+                "query_string": b"",
+                "root_path": "",
+                "headers": [(b"content-length", declared), (b"content-type", b"application/json")],
+                "client": ("127.0.0.1", 1),
+                "server": ("bridge", 80),
+            }
+            sent: list[dict[str, Any]] = []
+
+            async def receive() -> dict[str, Any]:
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            async def send(message: dict[str, Any]) -> None:
+                sent.append(message)
+
+            await h.app(scope, receive, send)
+            return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+        status, answer = h.call(raw)
+    assert status == 400
+    assert orjson.loads(answer)["error"] == "invalid_event"
+
+
 def test_over_the_concurrency_limit_is_429() -> None:
     gate = threading.Event()
     with Harness(make_app(RecordingTransport(gate), max_concurrency=1)) as h:
