@@ -42,6 +42,7 @@ import math
 import os
 import sys
 import time
+import traceback
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -895,6 +896,21 @@ class _Bridge:
         self.metrics.in_progress.inc()
         try:
             return await self._events(request, started)
+        except Exception as error:
+            # A bug must not turn into a 500 with a traceback: 503 makes Twilio retry the request. The ERROR line
+            # names the exception type and where it was raised, not its message (which may quote a payload).
+            where = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ is not None else None
+            logger.error(
+                _line(
+                    "internal_error",
+                    error=type(error).__name__,
+                    at=f"{Path(where.filename).name}:{where.lineno}" if where is not None else None,
+                )
+            )
+            logger.debug("internal error handling POST /events", exc_info=True)
+            return self._finish(
+                started, 503, {"error": "internal error"}, {"Retry-After": str(_DEFAULT_RETRY_AFTER)}, log={}
+            )
         finally:
             self.active -= 1
             self.metrics.in_progress.dec()

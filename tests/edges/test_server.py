@@ -621,6 +621,28 @@ def test_odd_content_length_header_never_raises(declared: bytes) -> None:
     assert orjson.loads(answer)["error"] == "invalid_event"
 
 
+def test_unexpected_error_in_a_request_is_503_with_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    """A bug while handling one request must make Twilio retry (503), not drop the events (500 is retried too,
+    but with a traceback in the answer path and nothing the operator can grep for)."""
+    with caplog.at_level(logging.DEBUG, logger="segment_bridge"), Harness(make_app()) as h:
+
+        async def broken(body: bytes) -> Any:
+            raise KeyError("From=+15550100")  # an error message may hold payload bits
+
+        h.bridge._translate = broken
+        response = h.post_signed(CALL)
+        health = h.get("/healthz")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.json()["error"] == "internal error"
+    assert "+15550100" not in response.text
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any('"internal_error"' in line and "KeyError" in line for line in errors), errors
+    assert not any("+15550100" in r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
+    assert health.status_code == 200
+    assert h.bridge.active == 0
+
+
 def test_over_the_concurrency_limit_is_429() -> None:
     gate = threading.Event()
     with Harness(make_app(RecordingTransport(gate), max_concurrency=1)) as h:
