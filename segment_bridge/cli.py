@@ -189,9 +189,10 @@ def _run_translate(args: argparse.Namespace, out: IO[bytes], err: IO[str]) -> in
 class _Progress:
     """A one-line progress display on a terminal; silent otherwise."""
 
-    def __init__(self, stream: IO[str], enabled: bool) -> None:
+    def __init__(self, stream: IO[str], enabled: bool, verb: str = "delivered") -> None:
         self.stream = stream
         self.enabled = enabled
+        self.verb = verb
         self.started = time.monotonic()
         self.drawn = 0.0
 
@@ -202,7 +203,7 @@ class _Progress:
         self.drawn = now
         rate = summary.events / max(now - self.started, 1e-9)
         self.stream.write(
-            f"\r{_PROG}: {summary.events:,} events read, {summary.delivered:,} delivered, "
+            f"\r{_PROG}: {summary.events:,} events read, {summary.delivered:,} {self.verb}, "
             f"{summary.refused_total:,} refused, {summary.failed:,} failed ({rate:,.0f}/s)\x1b[K"
         )
         self.stream.flush()
@@ -247,7 +248,7 @@ def _run_replay(args: argparse.Namespace, err: IO[str]) -> int:
         raise ConfigurationError("--checkpoint needs named input files: standard input cannot be resumed")
     mapping = load_mapping_from_args(args, err)
     transport, verb = _replay_transport(args)
-    progress = _Progress(err, enabled=err.isatty() and not args.quiet)
+    progress = _Progress(err, enabled=err.isatty() and not args.quiet, verb=verb)
     names = args.files or ["-"]
 
     def report_refusal(position: tuple[int, int], refusal: Refusal) -> None:
