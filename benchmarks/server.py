@@ -14,6 +14,16 @@ and CPU per request (user + system time of the server process over the measured 
     python benchmarks/server.py                      # ~2 minutes
     python benchmarks/server.py --duration 5 --concurrency 100
     python benchmarks/server.py --json results.json
+
+To compare versions or batcher settings in one run, give ``--variant NAME=PATH[,key=value...]`` (repeatable): each
+is ``serve`` importing ``segment_bridge`` from the directory ``PATH`` (for example an extracted
+``git archive HEAD segment_bridge``), with ``ServerConfig`` fields overridden (``quiet=0.001,max_in_flight=8``).
+``--rounds N`` measures every target N times, interleaved, and reports medians. Run it from a directory other than
+the checkout (``cd /tmp``) so that ``python -m`` in the subprocesses imports what ``PYTHONPATH`` names and not the
+current directory's package by accident::
+
+    cd /tmp && python /work/main/benchmarks/server.py --concurrency 100 --duration 5 --rounds 3 \
+        --variant before=/tmp/old --variant after=/tmp/new --variant after-q1=/tmp/new,quiet=0.001
 """
 
 from __future__ import annotations
@@ -70,6 +80,37 @@ def run_bare_app() -> None:
     uvicorn.run(app, host="127.0.0.1", port=0, log_level="info", access_log=False)
 
 
+#: Runs ``serve`` as ``serve_main`` does, with ``ServerConfig`` overrides (a variant); its argv: JSON overrides.
+_VARIANT_LAUNCHER = """
+import dataclasses, json, logging, math, os, sys
+import uvicorn
+from segment_bridge.server import _config_from_args, add_serve_arguments, create_app
+import argparse
+parser = argparse.ArgumentParser()
+add_serve_arguments(parser)
+args = parser.parse_args(["--port", "0", "--public-url", os.environ["SEGMENT_BRIDGE_PUBLIC_URL"]])
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+logging.getLogger("segment_bridge").setLevel(logging.INFO)
+settings, config = _config_from_args(args, os.environ)
+config = dataclasses.replace(config, **json.loads(sys.argv[1]))
+print("variant config:", {k: getattr(config, k) for k in json.loads(sys.argv[1])}, file=sys.stderr)
+app = create_app(settings, config)
+uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="info", access_log=False,
+    timeout_graceful_shutdown=max(10, math.ceil(config.delivery_budget) + 5), lifespan="on")).run()
+"""
+
+
+def parse_variant(text: str) -> tuple[str, str, dict[str, float | int]]:
+    """``NAME=PATH[,key=value...]`` -> (name, path, overrides)."""
+    name, _, rest = text.partition("=")
+    path, *pairs = rest.split(",")
+    overrides: dict[str, float | int] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        overrides[key] = int(value) if value.isdigit() else float(value)
+    return name, path, overrides
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Processes
 # ----------------------------------------------------------------------------------------------------------------
@@ -99,7 +140,7 @@ class Process:
 def start_uvicorn(args: Sequence[str], env: dict[str, str]) -> Process:
     """Start a uvicorn-based subprocess with stderr in a temporary file; wait for its port."""
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the caller's ExitStack
-    popen = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    popen = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=log, cwd=tempfile.gettempdir())
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         log.seek(0)
@@ -267,6 +308,28 @@ def measure(
     )
 
 
+def median_result(runs: list[Result]) -> Result:
+    """Per field, the median of several rounds of one target (requests and non-200s: summed)."""
+    first = runs[0]
+
+    def med(values: list[float]) -> float:
+        return round(statistics.median(values), 4)
+
+    per_event = [r.segment_requests_per_event for r in runs if r.segment_requests_per_event is not None]
+    return Result(
+        target=first.target,
+        concurrency=first.concurrency,
+        requests=sum(r.requests for r in runs),
+        seconds=round(sum(r.seconds for r in runs), 2),
+        rps=med([r.rps for r in runs]),
+        p50_ms=med([r.p50_ms for r in runs]),
+        p99_ms=med([r.p99_ms for r in runs]),
+        cpu_us_per_request=med([r.cpu_us_per_request for r in runs]),
+        segment_requests_per_event=med(per_event) if per_event else None,
+        non_200=sum(r.non_200 for r in runs),
+    )
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Main
 # ----------------------------------------------------------------------------------------------------------------
@@ -279,6 +342,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.05, help="stand-in answer delay (default: 0.05 s)")
     parser.add_argument("--rate", type=float, default=3000.0, help="most requests/s expected, to size the pool")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=PATH[,key=value...]",
+        help="serve importing segment_bridge from PATH with ServerConfig overrides (repeatable); replaces 'serve'",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds per target; medians reported")
     parser.add_argument("--bare-app", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.bare_app:
@@ -289,11 +360,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[Result] = []
     with contextlib.ExitStack() as stack, standin(args.latency) as (segment_url, _):
         bridge_env = dict(env, SEGMENT_WRITE_KEY=WRITE_KEY, TWILIO_AUTH_TOKEN=TOKEN, SEGMENT_HOST=segment_url)
-        bridge = start_uvicorn(
-            [sys.executable, "-m", "segment_bridge.server", "--port", "0", "--public-url", PUBLIC_URL], bridge_env
-        )
-        stack.callback(bridge.log.close)
-        stack.callback(bridge.stop)
+        servers: list[tuple[str, Process]] = []
+        if not args.variant:
+            command = [sys.executable, "-m", "segment_bridge.server", "--port", "0", "--public-url", PUBLIC_URL]
+            servers.append(("serve", start_uvicorn(command, bridge_env)))
+        for text in args.variant:
+            name, path, overrides = parse_variant(text)
+            variant_env = dict(bridge_env, PYTHONPATH=path, SEGMENT_BRIDGE_PUBLIC_URL=PUBLIC_URL)
+            command = [sys.executable, "-c", _VARIANT_LAUNCHER, json.dumps(overrides)]
+            servers.append((name, start_uvicorn(command, variant_env)))
+        for _, server in servers:
+            stack.callback(server.log.close)
+            stack.callback(server.stop)
         bare = start_uvicorn([sys.executable, str(Path(__file__).resolve()), "--bare-app"], env)
         stack.callback(bare.log.close)
         stack.callback(bare.stop)
@@ -301,17 +379,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         prepared = 0
         for concurrency in args.concurrency:
             pool = int(args.rate * (args.duration + 1.5)) + 200 * concurrency
-            print(f"preparing {pool} signed requests for c={concurrency}...", file=sys.stderr)
-            # Each run gets events never sent before, so no redelivery is answered from the cache.
-            bridge_requests, prepared = signed_requests(pool, bridge.url, start=prepared)
-            bare_requests = [r.replace(bridge.url.encode(), bare.url.encode(), 1) for r in bridge_requests]
-            for target, server, requests, segment in (
-                ("bare", bare, bare_requests, None),
-                ("serve", bridge, bridge_requests, segment_url),
-            ):
-                result = measure(target, server, requests, concurrency, args.duration, segment)
-                results.append(result)
-                print(f"  {result}", file=sys.stderr)
+            rounds: dict[str, list[Result]] = {}
+            for round_number in range(args.rounds):
+                print(f"c={concurrency} round {round_number + 1}/{args.rounds}", file=sys.stderr)
+                # Each run gets events never sent before, so no redelivery is answered from the cache.
+                bare_requests, prepared = signed_requests(pool, bare.url, start=prepared)
+                targets: list[tuple[str, Process, list[bytes], str | None]] = [("bare", bare, bare_requests, None)]
+                for name, server in servers:
+                    requests, prepared = signed_requests(pool, server.url, start=prepared)
+                    targets.append((name, server, requests, segment_url))
+                for target, server, requests, segment in targets:
+                    result = measure(target, server, requests, concurrency, args.duration, segment)
+                    rounds.setdefault(target, []).append(result)
+                    print(f"  {result}", file=sys.stderr)
+            results.extend(median_result(runs) for runs in rounds.values())
 
     print()
     header = (
@@ -327,20 +408,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{r.cpu_us_per_request:>10.0f} {per_event:>10} {r.non_200:>7}"
         )
     print()
+    names = [name for name, _ in servers]
     for concurrency in args.concurrency:
         bare_rps = next(r.rps for r in results if r.target == "bare" and r.concurrency == concurrency)
-        serve_result = next(r for r in results if r.target == "serve" and r.concurrency == concurrency)
-        print(f"c={concurrency}: serve/bare requests/s = {serve_result.rps / bare_rps:.2f}")
+        for name in names:
+            serve_result = next(r for r in results if r.target == name and r.concurrency == concurrency)
+            print(f"c={concurrency}: {name}/bare requests/s = {serve_result.rps / bare_rps:.2f}")
     if 100 in args.concurrency:
         bare_rps = next(r.rps for r in results if r.target == "bare" and r.concurrency == 100)
-        s = next(r for r in results if r.target == "serve" and r.concurrency == 100)
-        checks = {
-            ">= 0.5x bare requests/s": s.rps >= 0.5 * bare_rps,
-            "p99 < 500 ms": s.p99_ms < 500,
-            "<= 0.05 Segment requests per event": (s.segment_requests_per_event or 0) <= 0.05,
-            "every answer 200": s.non_200 == 0,
-        }
-        print("targets at c=100: " + ", ".join(f"{name}: {'met' if ok else 'MISSED'}" for name, ok in checks.items()))
+        for name in names:
+            s = next(r for r in results if r.target == name and r.concurrency == 100)
+            checks = {
+                ">= 0.5x bare requests/s": s.rps >= 0.5 * bare_rps,
+                "p99 < 500 ms": s.p99_ms < 500,
+                "<= 0.05 Segment requests per event": (s.segment_requests_per_event or 0) <= 0.05,
+                "every answer 200": s.non_200 == 0,
+            }
+            verdicts = ", ".join(f"{check}: {'met' if ok else 'MISSED'}" for check, ok in checks.items())
+            print(f"{name} targets at c=100: {verdicts}")
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(r) for r in results], indent=2))
     return 0
