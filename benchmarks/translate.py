@@ -11,13 +11,15 @@ times, over the same lines:
 
 and reports events/s and the ratio translate/floor (best of N repeats, alternating, to damp a noisy machine).
 It also runs `segment-bridge translate` on the file as a subprocess at two input sizes and reports peak RSS, to
-show memory does not grow with the input (streaming).
+show memory does not grow with the input (streaming), and, where valgrind is installed, counts instructions per
+event of each path with callgrind: a ratio that the machine's noise does not move.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -106,19 +108,53 @@ def peak_rss_mb(path: Path) -> float:
     return int(line[4:]) / 1024
 
 
+PATHS = {"floor": floor, "validation": validation_only, "translate": bridge}
+
+
+def instructions_per_event(path: Path, count: int) -> dict[str, float] | None:
+    """Instructions per event of each path under callgrind: repeatable whatever else the machine is doing."""
+    if shutil.which("valgrind") is None:
+        return None
+    counts = {}
+    for name in ("none", *PATHS):
+        result = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
+             "--only", name, "--input", str(path)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        collected = [line for line in result.stderr.splitlines() if "Collected" in line]
+        if not collected:
+            return None
+        counts[name] = int(collected[-1].split()[-1])
+    return {name: (counts[name] - counts["none"]) / count for name in PATHS}
+
+
+def run_only(name: str, path: Path) -> None:
+    lines = path.read_bytes().splitlines()
+    load_mapping()  # every mode pays start-up alike; "none" measures just that
+    if name != "none":
+        PATHS[name](lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--instruction-events", type=int, default=4_000, help="events per callgrind run (0: skip)")
+    parser.add_argument("--only", help=argparse.SUPPRESS)
+    parser.add_argument("--input", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.only:
+        run_only(args.only, Path(args.input))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "events.jsonl"
         size = write_events(path, args.events)
         lines = path.read_bytes().splitlines()
         print(f"{args.events} events, {size / args.events:.0f} bytes each on average")
-        best = {"floor": float("inf"), "validation": float("inf"), "translate": float("inf")}
+        best = dict.fromkeys(PATHS, float("inf"))
         for _ in range(args.repeats):
-            for name, fn in (("floor", floor), ("validation", validation_only), ("translate", bridge)):
+            for name, fn in PATHS.items():
                 seconds, produced = timed(fn, lines)
                 assert produced == args.events, (name, produced)
                 best[name] = min(best[name], seconds)
@@ -134,6 +170,17 @@ def main() -> None:
             f"{rss_large:.1f} MB for {args.events} events (+{rss_large - rss_small:.1f} MB)"
         )
         del lines
+
+        if args.instruction_events:
+            sample = Path(tmp) / "sample.jsonl"
+            write_events(sample, args.instruction_events)
+            per_event = instructions_per_event(sample, args.instruction_events)
+            if per_event is None:
+                print("instructions: valgrind not available, skipped")
+            else:
+                for name, value in per_event.items():
+                    print(f"{name:>10}: {value / 1000:>8.1f} K instructions/event (callgrind)")
+                print(f"     ratio: {per_event['floor'] / per_event['translate']:.2f}x by instructions")
 
 
 if __name__ == "__main__":
