@@ -39,8 +39,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-STANDIN = ROOT / "tests" / "standin.py"
 WRITE_KEY = "benchmark-write-key"
+
+sys.path.insert(0, str(ROOT / "tests"))
+from _measure import peak_rss_kb  # noqa: E402 - benchmarks/ is the script's own folder
+from standin import StandInProcess  # noqa: E402 - tests/ holds the stand-in shared by tests and benchmarks
+
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)")
 
 
@@ -53,7 +57,7 @@ def _cpu() -> float:
 
 
 def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_rss_kb() / 1024
 
 
 class _Context:
@@ -160,26 +164,6 @@ def child_replay(events_count: int, url: str) -> dict[str, Any]:
 # -- parent side --------------------------------------------------------------------------------------------------
 
 
-class StandInProcess:
-    """The stand-in Segment in its own process; closing its stdin stops it."""
-
-    def __init__(self, latency: float) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, str(STANDIN), "--write-key", WRITE_KEY, "--latency", str(latency)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-        )
-        assert self.process.stdout is not None
-        self.url = self.process.stdout.readline().strip()
-
-    def close(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        self.process.wait(timeout=10)
-
-
 def run_child(*args: str) -> dict[str, Any]:
     """Run this file as a child measuring one thing; its standard output (the handler's log lines) is discarded."""
     with tempfile.NamedTemporaryFile("r", suffix=".json") as result:
@@ -269,7 +253,7 @@ def main(argv: list[str]) -> int:
         Path(out).write_text(json.dumps(figures))
         return 0
 
-    standin = StandInProcess(args.latency)
+    standin = StandInProcess(WRITE_KEY, latency=args.latency)
     try:
         small = run_child("lambda", str(args.invocations), "100", standin.url)
         large = run_child("lambda", "10", "3000", standin.url)

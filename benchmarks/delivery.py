@@ -27,16 +27,17 @@ import resource
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-STANDIN = ROOT / "tests" / "standin.py"
 WRITE_KEY = "benchmark-write-key"
 
+sys.path.insert(0, str(ROOT / "tests"))
+from _measure import peak_rss_kb  # noqa: E402 - benchmarks/ is the script's own folder
+from standin import StandInProcess  # noqa: E402 - tests/ holds the stand-in shared by tests and benchmarks
 
 # -- child side: one sender per process ------------------------------------------------------------------------
 
@@ -53,7 +54,7 @@ def _translations(count: int) -> Iterator[Any]:
 
 def _usage() -> tuple[float, int]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    return usage.ru_utime + usage.ru_stime, peak_rss_kb()
 
 
 def child_client(count: int, url: str) -> dict[str, Any]:
@@ -107,32 +108,8 @@ def child_replay(count: int, url: str, *, stream: bool) -> dict[str, Any]:
 # -- parent side -------------------------------------------------------------------------------------------------
 
 
-class StandInProcess:
-    """The stand-in server in its own process; closing its stdin stops it."""
-
-    def __init__(self, latency: float) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, str(STANDIN), "--write-key", WRITE_KEY, "--latency", str(latency)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-        )
-        assert self.process.stdout is not None
-        self.url = self.process.stdout.readline().strip()
-
-    def stats(self) -> dict[str, int]:
-        with urllib.request.urlopen(self.url + "/__standin/stats", timeout=10) as answer:  # noqa: S310 - 127.0.0.1
-            return dict(json.load(answer))
-
-    def close(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        self.process.wait(timeout=30)
-
-
 def run(mode: str, count: int, latency: float) -> dict[str, Any]:
-    server = StandInProcess(latency)
+    server = StandInProcess(WRITE_KEY, latency=latency)
     try:
         out = subprocess.run(
             [sys.executable, __file__, "--child", mode, "--events", str(count), "--url", server.url],

@@ -94,12 +94,10 @@ def timed(fn, lines: list[bytes]) -> tuple[float, int]:  # type: ignore[no-untyp
 
 
 def peak_rss_mb(path: Path) -> float:
-    # VmHWM, not ru_maxrss: Linux carries the forking parent's high-water mark into ru_maxrss across exec.
     code = (
-        "import sys; from segment_bridge.cli import main; "
-        "rc = main(['translate', '--quiet', sys.argv[1]]); "
-        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]; "
-        "sys.stderr.write('RSS=%s\\n' % hwm)"
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from _measure import peak_rss_kb; "
+        "from segment_bridge.cli import main; rc = main(['translate', '--quiet', sys.argv[1]]); "
+        "sys.stderr.write('RSS=%d\\n' % peak_rss_kb())"
     )
     result = subprocess.run(
         [sys.executable, "-c", code, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False

@@ -29,9 +29,11 @@ import enum
 import gzip
 import random
 import socket
+import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -41,7 +43,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["MAX_MESSAGE_BYTES", "MAX_REQUEST_BYTES", "Fault", "RequestRecord", "StandIn"]
+__all__ = ["MAX_MESSAGE_BYTES", "MAX_REQUEST_BYTES", "Fault", "RequestRecord", "StandIn", "StandInProcess"]
 
 #: Segment answers 400 above 500 KB per request (the stand-in reads KB as 1,000 bytes, the strict reading).
 MAX_REQUEST_BYTES = 500_000
@@ -276,6 +278,9 @@ def _make_handler(standin: StandIn) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         # An idle kept-alive connection frees its thread after this long.
         timeout = 10
+        # TCP_NODELAY: the handler writes headers and body in two sends, and Nagle's algorithm against the
+        # client's delayed ACK would add ~40 ms to every kept-alive answer, which the real endpoint does not.
+        disable_nagle_algorithm = True
 
         def setup(self) -> None:
             super().setup()
@@ -383,6 +388,48 @@ def _make_handler(standin: StandIn) -> type[BaseHTTPRequestHandler]:
                 self.connection.shutdown(socket.SHUT_RDWR)
 
     return Handler
+
+
+class StandInProcess:
+    """A stand-in in its own process (for benchmarks: its work then shares no GIL with what is measured).
+
+    It prints its URL, then serves until its standard input closes; use it as a context manager.
+    """
+
+    def __init__(self, write_key: str, *, latency: float = 0.0, fault_rate: float = 0.0) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--write-key", write_key, "--latency", str(latency),
+             "--fault-rate", str(fault_rate)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip()
+        if not self.url:
+            self.close()
+            raise RuntimeError("the stand-in process did not start")
+
+    def stats(self) -> dict[str, int]:
+        """The stand-in's counters (``GET /__standin/stats``)."""
+        with urllib.request.urlopen(self.url + "/__standin/stats", timeout=10) as answer:  # noqa: S310 - 127.0.0.1
+            return dict(orjson.loads(answer.read()))
+
+    def close(self) -> None:
+        """Stop the process: closing its stdin ends it; kill it if it does not end in time."""
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> StandInProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def main(argv: list[str]) -> int:
