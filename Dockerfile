@@ -11,7 +11,7 @@
 
 FROM python:3.12-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY segment_bridge ./segment_bridge
 COPY mappings ./mappings
 # Build the wheel here so the runtime image carries neither the sources nor the build backend.
