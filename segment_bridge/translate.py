@@ -49,20 +49,28 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _event_time(event: CallProgressEvent, params: dict[str, Any]) -> tuple[str, str] | str:
-    """The event's own time as ``(iso, "")``, or an error text naming the field; never the time of processing."""
-    for path, value, rfc2822 in (
-        ("time", event.time, False),
-        ("data.timestamp", event.data.timestamp, False),
-        ("data.request.parameters.Timestamp", params.get("Timestamp") or params.get("timestamp"), True),
-    ):
-        if value:
-            try:
-                return event_timestamp(str(value), rfc2822=rfc2822), ""
-            except (ValueError, TypeError, IndexError, OverflowError):
-                kind = "RFC 2822" if rfc2822 else "ISO-8601"
-                return f"{path}: not a valid {kind} timestamp: {str(value)[:64]!r}"
-    return ""
+def _event_time(event: CallProgressEvent, params: dict[str, Any]) -> tuple[str | None, str]:
+    """Return ``(timestamp, problem)``: the event's own time, never the time of processing.
+
+    The first of ``time``, ``data.timestamp`` and the RFC 2822 ``Timestamp`` parameter that is set wins.
+    ``problem`` names the field whose value is not a timestamp; both are empty when the event has no time at all.
+    """
+    if event.time:
+        return _normalized_time("time", event.time, rfc2822=False)
+    if event.data.timestamp:
+        return _normalized_time("data.timestamp", event.data.timestamp, rfc2822=False)
+    value = params.get("Timestamp") or params.get("timestamp")
+    if value:
+        return _normalized_time("data.request.parameters.Timestamp", value, rfc2822=True)
+    return None, ""
+
+
+def _normalized_time(path: str, value: Any, *, rfc2822: bool) -> tuple[str | None, str]:
+    try:
+        return event_timestamp(str(value), rfc2822=rfc2822), ""
+    except (ValueError, TypeError, IndexError, OverflowError):
+        kind = "RFC 2822" if rfc2822 else "ISO-8601"
+        return None, f"{path}: not a valid {kind} timestamp: {str(value)[:64]!r}"
 
 
 def check_track_message(call: TrackCall) -> Refusal | None:
@@ -180,10 +188,10 @@ def _map(
     raw: bytes | None,
 ) -> Translation:
     params = event.parameters
-    moment = _event_time(event, params)
-    if isinstance(moment, str):
-        if moment:
-            return _refuse(element, RefusalReason.INVALID_EVENT, moment, "", event.id, event.type, raw)
+    timestamp, problem = _event_time(event, params)
+    if timestamp is None:
+        if problem:
+            return _refuse(element, RefusalReason.INVALID_EVENT, problem, "", event.id, event.type, raw)
         return _refuse(
             element,
             RefusalReason.MISSING_TIMESTAMP,
@@ -203,7 +211,7 @@ def _map(
     if anonymous_id is not None:
         message["anonymousId"] = anonymous_id
     message["properties"] = mapping.properties(attributes, data, params)
-    message["timestamp"] = moment[0]
+    message["timestamp"] = timestamp
     message["context"] = {"library": dict(_LIBRARY)}
     message["messageId"] = message_id_for(event.source, event.id, event.type, mapping.spec.message_id_prefix)
     try:
