@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Iterator
 from enum import StrEnum
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
@@ -133,6 +134,12 @@ def _port_variants(url: str) -> tuple[str, str]:
     return f"{prefix}{host}{tail}", f"{prefix}{with_port}{tail}"
 
 
+def _signed_forms(url: str) -> Iterator[str]:
+    """The URL as received, then its other port forms; the variants are built only if the first one fails."""
+    yield url
+    yield from (variant for variant in dict.fromkeys(_port_variants(url)) if variant != url)
+
+
 def _query_of(url: str) -> str:
     return url.partition("?")[2].partition("#")[0]
 
@@ -163,8 +170,7 @@ def verify(url: str, body: bytes, signature: str | None, token: str | bytes) -> 
     # The URL as received is tried first (the common case costs one HMAC); the other port form only when it fails.
     # Each comparison is constant time; the timing can only tell which port form matched, which is no secret.
     if not any(
-        hmac.compare_digest(compute_signature(variant, token).encode(), given)
-        for variant in dict.fromkeys((url, *_port_variants(url)))
+        hmac.compare_digest(compute_signature(variant, token).encode(), given) for variant in _signed_forms(url)
     ):
         raise SignatureCheckFailed(SignatureCheck.SIGNATURE_MISMATCH)
     if not hmac.compare_digest(body_sha256(body).encode(), claimed[0].encode("utf-8", _URL_ERRORS)):
