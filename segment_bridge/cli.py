@@ -32,7 +32,7 @@ from segment_bridge.mapping import CompiledMapping, load_mapping
 from segment_bridge.outcomes import Outcome, Refusal
 from segment_bridge.replay import ReplaySummary, replay_files
 from segment_bridge.server import add_serve_arguments, serve_main
-from segment_bridge.settings import Settings
+from segment_bridge.settings import Settings, read_secret_file
 from segment_bridge.sources import iter_records
 from segment_bridge.track import MAX_BATCH_MESSAGES
 from segment_bridge.translate import translate_record
@@ -134,12 +134,7 @@ def _seconds(text: str) -> float:
 
 def _hash_key(args: argparse.Namespace) -> bytes | None:
     if args.hash_key_file:
-        try:
-            return Path(args.hash_key_file).read_bytes().strip() or None
-        except OSError as error:
-            raise ConfigurationError(
-                f"cannot read hash key file {args.hash_key_file}: {error.strerror or type(error).__name__}"
-            ) from None
+        return read_secret_file(args.hash_key_file, "the hash key file").encode()
     key = os.environ.get("SEGMENT_BRIDGE_HASH_KEY")
     return key.encode() if key else None
 

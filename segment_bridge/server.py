@@ -247,13 +247,9 @@ def _secret_from_env(environ: Mapping[str, str], name: str) -> SecretStr | None:
     if value and path:
         raise ConfigurationError(f"set {name} or {name}_FILE, not both")
     if path:
-        try:
-            value = Path(path).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as error:
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else type(error).__name__
-            raise ConfigurationError(f"cannot read {name}_FILE {path!r}: {reason}") from None
-        if not value:
-            raise ConfigurationError(f"{name}_FILE {path!r} is empty")
+        from segment_bridge.settings import read_secret_file
+
+        value = read_secret_file(path, f"{name}_FILE")
     return SecretStr(value) if value else None
 
 

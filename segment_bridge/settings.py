@@ -23,7 +23,13 @@ from pydantic import SecretStr
 
 from segment_bridge.exceptions import ConfigurationError
 
-__all__ = ["DEFAULT_HOST", "EU_HOST", "REGION_HOSTS", "Settings"]
+__all__ = [
+    "DEFAULT_HOST",
+    "EU_HOST",
+    "REGION_HOSTS",
+    "Settings",
+    "read_secret_file",
+]
 
 #: Segment's default (US) endpoint base.
 DEFAULT_HOST = "https://api.segment.io"
@@ -110,14 +116,25 @@ def _write_key(
         if not env_file:
             return None
         write_key_file = env_file
-    path = Path(write_key_file)
+    where = f"the write key file {str(write_key_file)!r}"
+    return _non_empty(read_secret_file(write_key_file, "the write key file"), where)
+
+
+def read_secret_file(path: str | Path, what: str) -> str:
+    """Read a secret from a file (a write key, an auth token, a hash key), stripped of surrounding whitespace.
+
+    Raises:
+        ConfigurationError: one line naming ``what`` and the path, with the reason (missing, permission, empty),
+            never the content.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
-        # The reason (missing, permission) helps; the content must never be echoed.
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise ConfigurationError(f"cannot read the write key file {str(path)!r}: {reason}") from None
-    return _non_empty(text, f"the write key file {str(path)!r}")
+        raise ConfigurationError(f"cannot read {what} {str(path)!r}: {reason}") from None
+    if not text:
+        raise ConfigurationError(f"{what} {str(path)!r} is empty")
+    return text
 
 
 def _non_empty(value: str, where: str) -> SecretStr:
