@@ -51,3 +51,22 @@ def write_key() -> str:
 def standin(write_key: str) -> Iterator[StandIn]:
     with StandIn(write_key=write_key) as server:
         yield server
+
+
+@pytest.fixture
+def fresh_lambda_runtime() -> Iterator[None]:
+    """Each test is a cold start: the handler's cached runtime would carry one test's environment into the next."""
+    from segment_bridge import aws_lambda
+
+    aws_lambda.reset_runtime()
+    yield
+    aws_lambda.reset_runtime()
+
+
+@pytest.fixture
+def lambda_env(monkeypatch: pytest.MonkeyPatch, standin: StandIn, write_key: str) -> pytest.MonkeyPatch:
+    """The Lambda handler's environment, delivering to the stand-in; retries do not wait."""
+    monkeypatch.setenv("SEGMENT_WRITE_KEY", write_key)
+    monkeypatch.setenv("SEGMENT_HOST", standin.url)
+    monkeypatch.setenv("SEGMENT_BRIDGE_RETRY_BACKOFF", "0")
+    return monkeypatch

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,22 +31,13 @@ HASH_KEY = "hk_Hash-Key-Never-Logged-42"
 # -- fixtures and helpers ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def _fresh_runtime() -> Iterator[None]:
-    """Each test is a cold start: the cached runtime would otherwise carry one test's environment into the next."""
-    aws_lambda.reset_runtime()
-    yield
-    aws_lambda.reset_runtime()
+pytestmark = pytest.mark.usefixtures("fresh_lambda_runtime")
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, standin: StandIn, write_key: str) -> pytest.MonkeyPatch:
-    monkeypatch.setenv("SEGMENT_WRITE_KEY", write_key)
-    monkeypatch.setenv("SEGMENT_HOST", standin.url)
-    monkeypatch.setenv("SEGMENT_BRIDGE_HASH_KEY", HASH_KEY)
-    # Retries without waiting: the tests are about which records come back, not about backoff.
-    monkeypatch.setenv("SEGMENT_BRIDGE_RETRY_BACKOFF", "0")
-    return monkeypatch
+def env(lambda_env: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    lambda_env.setenv("SEGMENT_BRIDGE_HASH_KEY", HASH_KEY)
+    return lambda_env
 
 
 def lines(out: str) -> list[dict[str, Any]]:

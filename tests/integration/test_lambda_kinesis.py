@@ -63,19 +63,7 @@ def kinesis(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             server._server.server_close()
 
 
-@pytest.fixture(autouse=True)
-def _fresh_runtime() -> Iterator[None]:
-    aws_lambda.reset_runtime()
-    yield
-    aws_lambda.reset_runtime()
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, standin: StandIn, write_key: str) -> pytest.MonkeyPatch:
-    monkeypatch.setenv("SEGMENT_WRITE_KEY", write_key)
-    monkeypatch.setenv("SEGMENT_HOST", standin.url)
-    monkeypatch.setenv("SEGMENT_BRIDGE_RETRY_BACKOFF", "0")
-    return monkeypatch
+pytestmark = pytest.mark.usefixtures("fresh_lambda_runtime")
 
 
 def create_stream(kinesis: Any, shards: int) -> str:
@@ -146,7 +134,7 @@ def expected_ids(events: list[dict[str, Any]]) -> set[str]:
 
 
 def test_twilio_records_reach_segment_through_kinesis_and_lambda(
-    kinesis: Any, env: pytest.MonkeyPatch, standin: StandIn
+    kinesis: Any, lambda_env: pytest.MonkeyPatch, standin: StandIn
 ) -> None:
     stream_arn = create_stream(kinesis, shards=2)
     supported = list(iter_call_events(24))
@@ -170,10 +158,10 @@ def test_twilio_records_reach_segment_through_kinesis_and_lambda(
 
 
 def test_failed_records_are_read_again_from_the_checkpoint_and_delivered(
-    kinesis: Any, env: pytest.MonkeyPatch, standin: StandIn
+    kinesis: Any, lambda_env: pytest.MonkeyPatch, standin: StandIn
 ) -> None:
-    env.setenv("SEGMENT_BRIDGE_BATCH_SIZE", "4")
-    env.setenv("SEGMENT_BRIDGE_MAX_ATTEMPTS", "1")
+    lambda_env.setenv("SEGMENT_BRIDGE_BATCH_SIZE", "4")
+    lambda_env.setenv("SEGMENT_BRIDGE_MAX_ATTEMPTS", "1")
     stream_arn = create_stream(kinesis, shards=1)
     events = list(iter_call_events(12))
     put_as_twilio(kinesis, events)
