@@ -17,7 +17,8 @@ never carry the token, the signature or the body.
 
 from __future__ import annotations
 
-import base64
+import binascii
+import functools
 import hashlib
 import hmac
 from collections.abc import Iterator
@@ -84,8 +85,8 @@ def body_sha256(body: bytes) -> str:
 def compute_signature(url: str, token: str | bytes) -> str:
     """Return ``base64(HMAC-SHA1(token, url))``, the ``X-Twilio-Signature`` of a JSON request to ``url``."""
     key = token.encode() if isinstance(token, str) else token
-    digest = hmac.new(key, url.encode("utf-8", _URL_ERRORS), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode("ascii")
+    digest = hmac.digest(key, url.encode("utf-8", _URL_ERRORS), "sha1")
+    return binascii.b2a_base64(digest, newline=False).decode("ascii")
 
 
 def signed_url(public_url: str, raw_query: str | bytes) -> str:
@@ -101,11 +102,17 @@ def signed_url(public_url: str, raw_query: str | bytes) -> str:
     Returns:
         The URL to verify: ``public_url``'s path, ``?``, the raw query (no ``?`` when the query is empty).
     """
-    parts = urlsplit(public_url)
-    netloc = parts.netloc.rpartition("@")[2]
-    base = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    base = _signed_base(public_url)
     query = raw_query.decode("utf-8", _URL_ERRORS) if isinstance(raw_query, bytes) else raw_query
     return f"{base}?{query}" if query else base
+
+
+@functools.lru_cache(maxsize=16)
+def _signed_base(public_url: str) -> str:
+    # A server has one public URL: parse it once, not on every request.
+    parts = urlsplit(public_url)
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _port_variants(url: str) -> tuple[str, str]:
@@ -144,6 +151,22 @@ def _query_of(url: str) -> str:
     return url.partition("?")[2].partition("#")[0]
 
 
+def _claimed_body_hash(query: str) -> str | None:
+    """The first non-empty ``bodySHA256`` value of a query, percent-decoded: what twilio's validator reads.
+
+    That is ``parse_qs(query).get("bodySHA256")[0]``; a query with nothing to decode (Twilio's own: hex digits and
+    the destination's plain parameters) is split directly, which costs a fraction of ``parse_qs``.
+    """
+    if "%" in query or "+" in query:
+        values = parse_qs(query, errors=_URL_ERRORS).get(BODY_HASH_PARAMETER)
+        return values[0] if values else None
+    for item in query.split("&"):
+        name, _, value = item.partition("=")
+        if value and name == BODY_HASH_PARAMETER:
+            return value
+    return None
+
+
 def verify(url: str, body: bytes, signature: str | None, token: str | bytes) -> None:
     """Check a JSON request's ``X-Twilio-Signature`` and ``bodySHA256``.
 
@@ -162,8 +185,7 @@ def verify(url: str, body: bytes, signature: str | None, token: str | bytes) -> 
     """
     if not signature:
         raise SignatureCheckFailed(SignatureCheck.MISSING_HEADER)
-    # parse_qs takes the first value and percent-decodes it, exactly as twilio's validator reads it.
-    claimed = parse_qs(_query_of(url), errors=_URL_ERRORS).get(BODY_HASH_PARAMETER)
+    claimed = _claimed_body_hash(_query_of(url))
     if not claimed:
         raise SignatureCheckFailed(SignatureCheck.MISSING_BODY_HASH)
     given = signature.encode("utf-8", _URL_ERRORS)
@@ -173,7 +195,7 @@ def verify(url: str, body: bytes, signature: str | None, token: str | bytes) -> 
         hmac.compare_digest(compute_signature(variant, token).encode(), given) for variant in _signed_forms(url)
     ):
         raise SignatureCheckFailed(SignatureCheck.SIGNATURE_MISMATCH)
-    if not hmac.compare_digest(body_sha256(body).encode(), claimed[0].encode("utf-8", _URL_ERRORS)):
+    if not hmac.compare_digest(body_sha256(body).encode(), claimed.encode("utf-8", _URL_ERRORS)):
         raise SignatureCheckFailed(SignatureCheck.BODY_HASH_MISMATCH)
 
 

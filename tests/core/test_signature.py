@@ -212,3 +212,20 @@ def test_verify_agrees_with_twilio(
         # has no bodySHA256; a JSON sink request always carries one, so we reject it.
         expected = False
     assert is_valid(url, received, signature, TOKEN) == expected
+
+
+_hash_item = st.sampled_from(["bodySHA256=abc", "bodySHA256=", "bodySHA256", "bodysha256=x", "bodySHA256=d=e"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(items=st.lists(st.one_of(_hash_item, _pair), max_size=6))
+def test_body_hash_claim_reads_what_parse_qs_reads(items: list[str]) -> None:
+    # The fast split must read exactly what parse_qs (twilio's validator) reads: the first non-empty value,
+    # percent-decoded, whatever the blanks, repeats and pieces without '=' around it.
+    from urllib.parse import parse_qs
+
+    from segment_bridge.signature import _claimed_body_hash
+
+    query = "&".join(items)
+    values = parse_qs(query).get("bodySHA256")
+    assert _claimed_body_hash(query) == (values[0] if values else None)
