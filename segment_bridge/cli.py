@@ -337,7 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
     sink.add_argument("--dry-run", action="store_true", help="send nothing: write each batch to stdout")
     sink.add_argument("--out", metavar="PATH", help="append the batches as JSON Lines to PATH instead of sending")
     replay.add_argument("--dead-letter", metavar="PATH", help="append refused and failed events as JSON Lines to PATH")
-    replay.add_argument("--checkpoint", metavar="PATH", help="resume from and record progress in PATH")
+    replay.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="resume from and record progress in PATH (refused if an input was rewritten since)",
+    )
     replay.add_argument(
         "--concurrency", type=_positive_int, default=4, metavar="N", help="batches in flight at once (default: 4)"
     )

@@ -22,6 +22,7 @@ No argument parsing or printing here: the CLI draws progress through the ``progr
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections import Counter, deque
@@ -52,10 +53,12 @@ from segment_bridge.track import MAX_BATCH_BYTES, TrackCall, batch_growth
 from segment_bridge.translate import translate_record
 
 __all__ = [
+    "CHECKPOINT_HEAD_BYTES",
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_REFUSED",
     "Checkpoint",
+    "InputHead",
     "Position",
     "RecordTranslations",
     "ReplaySummary",
@@ -119,21 +122,63 @@ class ReplaySummary:
         return EXIT_OK
 
 
+#: Bytes at the start of each input that a checkpoint fingerprints: enough to tell a rewritten file from the one
+#: the checkpoint was written for, and cheap to read again at every start.
+CHECKPOINT_HEAD_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class InputHead:
+    """The fingerprint of one input's first bytes, so a checkpoint never resumes into a different file.
+
+    Only the head is hashed: an archive that grows by appending keeps its checkpoint (the first ``size`` bytes
+    are unchanged), while a file rewritten under the same name is caught.
+    """
+
+    name: str
+    size: int
+    sha256: str
+
+    @classmethod
+    def of(cls, name: str, limit: int = CHECKPOINT_HEAD_BYTES) -> InputHead | None:
+        """Fingerprint ``name``'s first ``limit`` bytes; ``None`` when it cannot be read (reading reports it)."""
+        try:
+            with open(name, "rb") as file:
+                head = file.read(limit)
+        except OSError:
+            return None
+        return cls(name, len(head), hashlib.sha256(head).hexdigest())
+
+    def matches(self) -> bool:
+        """Whether the file now starts with the bytes it started with when fingerprinted."""
+        now = InputHead.of(self.name, self.size)
+        return now is not None and now.size == self.size and now.sha256 == self.sha256
+
+
 class Checkpoint:
     """A replay's resume point in a small JSON file, replaced atomically.
 
     Args:
         path: the checkpoint file.
         key: identifies the inputs (e.g. their names); a checkpoint written for other inputs is refused.
+        heads: fingerprints of the inputs' first bytes; a checkpoint whose inputs now start differently is
+            refused, since its position would point into other data and skip events never sent.
         interval: least seconds between two saves during a run (the final save always happens).
         clock: monotonic seconds, for the interval.
     """
 
     def __init__(
-        self, path: str | Path, *, key: str = "", interval: float = 0.5, clock: Clock = time.monotonic
+        self,
+        path: str | Path,
+        *,
+        key: str = "",
+        heads: Sequence[InputHead] = (),
+        interval: float = 0.5,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.path = Path(path)
         self.key = key
+        self.heads = tuple(heads)
         self.interval = interval
         self._clock = clock
         self._saved: Position | None = None
@@ -146,7 +191,8 @@ class Checkpoint:
         """The saved position, or ``None`` when there is no checkpoint yet.
 
         Raises:
-            ConfigurationError: the file is unreadable, malformed, or was written for other inputs.
+            ConfigurationError: the file is unreadable, malformed, was written for other inputs, or an input
+                no longer starts with the bytes it had when the checkpoint was written.
         """
         try:
             raw = self.path.read_bytes()
@@ -159,12 +205,20 @@ class Checkpoint:
             position = data["position"]
             loaded: Position = (int(position[0]), int(position[1]))
             key = str(data.get("key", ""))
+            # Checkpoints written before fingerprints existed have none: they resume as they always did.
+            heads = [InputHead(str(h["name"]), int(h["size"]), str(h["sha256"])) for h in data.get("heads", [])]
         except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError):
             raise ConfigurationError(f"checkpoint {str(self.path)!r} is not a segment-bridge checkpoint") from None
         if key != self.key:
             raise ConfigurationError(
                 f"checkpoint {str(self.path)!r} was written for other inputs; remove it to start over"
             )
+        for head in heads:
+            if not head.matches():
+                raise ConfigurationError(
+                    f"{head.name!r} changed since checkpoint {str(self.path)!r} was written (its first {head.size} "
+                    "bytes differ): resuming would skip events never sent; remove the checkpoint to start over"
+                )
         self._saved = loaded
         return loaded
 
@@ -179,7 +233,10 @@ class Checkpoint:
         now = self._clock()
         if not force and now - self._last_save < self.interval:
             return False
-        data = orjson.dumps({"version": _CHECKPOINT_VERSION, "key": self.key, "position": list(position)})
+        heads = [{"name": h.name, "size": h.size, "sha256": h.sha256} for h in self.heads]
+        data = orjson.dumps(
+            {"version": _CHECKPOINT_VERSION, "key": self.key, "heads": heads, "position": list(position)}
+        )
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             with tmp.open("wb") as file:
@@ -452,7 +509,7 @@ def replay_files(
     """Replay archived CloudEvent files (JSON or JSON Lines, ``.gz``, ``-`` for stdin) through ``transport``.
 
     Args:
-        names: input paths in order; their names key the checkpoint.
+        names: input paths in order; their names and the fingerprints of their first bytes key the checkpoint.
         mapping: the compiled mapping.
         transport: where batches go.
         checkpoint_path: resume from and save to this checkpoint file.
@@ -463,11 +520,10 @@ def replay_files(
     Returns:
         The summary, ``skipped`` included.
     """
-    checkpoint = (
-        Checkpoint(checkpoint_path, key="\n".join(names), interval=checkpoint_interval)
-        if checkpoint_path is not None
-        else None
-    )
+    checkpoint = None
+    if checkpoint_path is not None:
+        heads = [head for head in (InputHead.of(name) for name in names if name != "-") if head is not None]
+        checkpoint = Checkpoint(checkpoint_path, key="\n".join(names), heads=heads, interval=checkpoint_interval)
     after = checkpoint.load() if checkpoint is not None else None
     source = RecordTranslations(iter_records(names), mapping, after=after)
     summary = replay(source, transport, checkpoint=checkpoint, dead_letter=dead_letter, **options)

@@ -92,6 +92,22 @@ def test_checkpoint_resume_skips_finished_records(capsysbinary: pytest.CaptureFi
     assert sum(len(json.loads(line)["batch"]) for line in out.read_text().splitlines()) == 21
 
 
+def test_checkpoint_of_a_rewritten_archive_is_refused_in_one_line(
+    capsysbinary: pytest.CaptureFixture[bytes], tmp_path: Path
+) -> None:
+    archive = tmp_path / "archive.jsonl"
+    lines = (EXAMPLES / "events.jsonl").read_bytes().splitlines(keepends=True)
+    archive.write_bytes(b"".join(lines[:10]))
+    args = ["replay", "--dry-run", "--checkpoint", str(tmp_path / "ckpt"), str(archive)]
+    assert main(args) == 0
+    archive.write_bytes(b"".join(lines[10:]))  # another day's events under the same name
+    capsysbinary.readouterr()
+    assert main(args) == 2
+    err = capsysbinary.readouterr().err.decode().splitlines()
+    assert len(err) == 1
+    assert "changed since checkpoint" in err[0] and "remove the checkpoint" in err[0]
+
+
 def test_serve_help_works_without_starting(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["serve", "--help"])

@@ -19,7 +19,7 @@ from segment_bridge.delivery import RetryPolicy, SegmentTransport
 from segment_bridge.exceptions import ConfigurationError, PermanentDeliveryError
 from segment_bridge.mapping import load_mapping
 from segment_bridge.outcomes import Outcome, Refusal, RefusalReason, Translation
-from segment_bridge.replay import Checkpoint, ReplaySummary, _Window, replay, replay_files
+from segment_bridge.replay import Checkpoint, InputHead, ReplaySummary, _Window, replay, replay_files
 from segment_bridge.samples import iter_call_events
 from segment_bridge.track import TrackCall
 from segment_bridge.translate import translate_record
@@ -249,6 +249,33 @@ def test_checkpoint_file_is_replaced_atomically_and_keyed(tmp_path):
     path.write_text("garbage")
     with pytest.raises(ConfigurationError, match="not a segment-bridge checkpoint"):
         Checkpoint(path, key="a.jsonl").load()
+
+
+def test_checkpoint_refuses_an_input_rewritten_under_the_same_name(tmp_path):
+    archive = tmp_path / "a.jsonl"
+    archive.write_bytes(b'{"first": 1}\n{"second": 2}\n')
+    path = tmp_path / "cp.json"
+    head = InputHead.of(str(archive))
+    assert head is not None
+    Checkpoint(path, key="a", heads=[head], interval=0).save((0, 2))
+    # Appending keeps the checkpoint: the archive grew, what was sent is still at the same positions.
+    with archive.open("ab") as file:
+        file.write(b'{"third": 3}\n')
+    assert Checkpoint(path, key="a", heads=[head]).load() == (0, 2)
+    # Rewriting does not: position 2 would now point into other events and skip some never sent.
+    archive.write_bytes(b'{"other": 1}\n{"events": 2}\n{"here": 3}\n')
+    with pytest.raises(ConfigurationError, match=r"changed since checkpoint .* first 27 bytes differ"):
+        Checkpoint(path, key="a", heads=[head]).load()
+    archive.unlink()
+    with pytest.raises(ConfigurationError, match="changed since checkpoint"):
+        Checkpoint(path, key="a").load()
+
+
+def test_a_checkpoint_without_fingerprints_still_resumes(tmp_path):
+    # Written by a version before fingerprints: the position is kept rather than the replay refused.
+    path = tmp_path / "cp.json"
+    path.write_text('{"version": 1, "key": "a", "position": [0, 7]}')
+    assert Checkpoint(path, key="a").load() == (0, 7)
 
 
 def test_checkpoint_saves_are_throttled_but_the_last_one_is_forced(tmp_path):
