@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty, Full, Queue
 from typing import Any
 
 import orjson
@@ -54,6 +57,7 @@ from segment_bridge.translate import translate_record
 
 __all__ = [
     "CHECKPOINT_HEAD_BYTES",
+    "DEFAULT_IDLE_FLUSH",
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_REFUSED",
@@ -74,6 +78,8 @@ EXIT_REFUSED = 1
 EXIT_FAILED = 3
 
 _PROGRESS_EVERY = 1_000  # records between progress calls when no batch completes (e.g. all refused)
+#: Seconds without a new record after which a pipe's partial batch is sent (``tail -f archive | replay -``).
+DEFAULT_IDLE_FLUSH = 1.0
 _CHECKPOINT_VERSION = 1
 
 
@@ -311,8 +317,59 @@ class _Pending:
     size: int = 0
 
 
+_Item = tuple[Position, Translation]
+
+
+def _marking_idle(items: Iterable[_Item], idle: float) -> Iterator[_Item | None]:
+    """Yield ``items``, and ``None`` each time none has arrived for ``idle`` seconds.
+
+    A pipe that trickles would otherwise leave its events in a partial batch until enough arrive or the input
+    ends. The items are read (and translated) on a thread of their own, through a small bounded queue.
+    """
+    queue: Queue[tuple[bool, Any]] = Queue(maxsize=256)
+    stop = threading.Event()
+
+    def put(entry: tuple[bool, Any]) -> None:
+        while not stop.is_set():
+            try:
+                queue.put(entry, timeout=0.1)
+                return
+            except Full:
+                continue
+
+    def read() -> None:
+        try:
+            for item in items:
+                put((True, item))
+                if stop.is_set():
+                    return
+        except BaseException as error:  # handed to the consumer, which raises it in its own thread
+            put((False, error))
+            return
+        put((False, None))
+
+    # A daemon: a read blocked on an idle pipe must not keep the process alive after the replay has stopped.
+    reader = threading.Thread(target=read, name="segment-bridge-replay-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            try:
+                is_item, value = queue.get(timeout=idle)
+            except Empty:
+                yield None
+                continue
+            if is_item:
+                yield value
+            elif value is None:
+                return
+            else:
+                raise value
+    finally:
+        stop.set()
+
+
 def replay(
-    items: Iterable[tuple[Position, Translation]],
+    items: Iterable[_Item],
     transport: Transport,
     *,
     policy: RetryPolicy | None = None,
@@ -323,6 +380,7 @@ def replay(
     checkpoint: Checkpoint | None = None,
     progress: Callable[[ReplaySummary], None] | None = None,
     on_refusal: Callable[[Position, Refusal], None] | None = None,
+    idle_flush: float | None = None,
     sleep: Sleep = time.sleep,
     clock: Clock = time.monotonic,
 ) -> ReplaySummary:
@@ -342,6 +400,8 @@ def replay(
         progress: called with the live summary after each finished batch and every 1,000 records.
         on_refusal: called with the position and refusal of each event the core refuses (not delivery failures),
             so the caller can report it as it happens.
+        idle_flush: for inputs that trickle (a pipe): seconds without a new item after which the partial batch
+            is sent and finished batches are settled; ``None`` waits for a full batch or the end of the input.
         sleep: how retries wait (tests inject a recorder).
         clock: monotonic seconds for the retry budget.
 
@@ -384,9 +444,17 @@ def replay(
         future = pool.submit(send_batch, transport, batch.calls, policy, sleep=sleep, clock=clock)
         in_flight[future] = batch
 
+    stream: Iterable[_Item | None] = items if idle_flush is None else _marking_idle(items, idle_flush)
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="segment-bridge-replay") as pool:
         try:
-            for position, translation in items:
+            for item in stream:
+                if item is None:  # the input is idle: send what waits, settle what finished
+                    if current.calls:
+                        submit(pool, current)
+                        current = _Pending()
+                    settle([f for f in list(in_flight) if f.done()])
+                    continue
+                position, translation = item
                 if resume is not None and position <= resume:
                     if slot is None or slot.position != position:
                         summary.skipped += 1
@@ -496,6 +564,16 @@ class RecordTranslations:
                 yield position, translation
 
 
+def _is_regular_file(name: str) -> bool:
+    # Standard input, a FIFO or a process substitution may trickle; a regular file never waits for a writer.
+    if name == "-":
+        return False
+    try:
+        return stat.S_ISREG(os.stat(name).st_mode)
+    except OSError:
+        return True  # reading it reports the problem
+
+
 def replay_files(
     names: Sequence[str],
     mapping: CompiledMapping,
@@ -515,11 +593,14 @@ def replay_files(
         checkpoint_path: resume from and save to this checkpoint file.
         checkpoint_interval: least seconds between two checkpoint saves (the final save always happens).
         dead_letter: where refused and failed events go.
-        **options: passed on to :func:`replay` (``policy``, ``concurrency``, ``progress``, ...).
+        **options: passed on to :func:`replay` (``policy``, ``concurrency``, ``progress``, ...). ``idle_flush``
+            defaults to :data:`DEFAULT_IDLE_FLUSH` when an input is standard input or another non-regular file.
 
     Returns:
         The summary, ``skipped`` included.
     """
+    if "idle_flush" not in options and not all(_is_regular_file(name) for name in names):
+        options["idle_flush"] = DEFAULT_IDLE_FLUSH
     checkpoint = None
     if checkpoint_path is not None:
         heads = [head for head in (InputHead.of(name) for name in names if name != "-") if head is not None]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -151,3 +154,28 @@ def test_out_of_range_options_are_usage_errors(capsys: pytest.CaptureFixture[str
         main(["replay", "--dry-run", *option, str(EXAMPLES / "events.jsonl")])
     assert exited.value.code == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_replay_from_a_pipe_sends_what_arrived_while_the_writer_is_quiet() -> None:
+    # `tail -f archive.jsonl | segment-bridge replay -`: events must not sit in a partial batch until the pipe closes.
+    lines = (EXAMPLES / "events.jsonl").read_bytes().splitlines(keepends=True)[1:4]  # three call events
+    process = subprocess.Popen(
+        [sys.executable, "-m", "segment_bridge", "replay", "--dry-run", "--quiet", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        process.stdin.write(b"".join(lines))
+        process.stdin.flush()
+        first: list[bytes] = []
+        reader = threading.Thread(target=lambda: first.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        reader.join(timeout=20)
+        assert first, "no batch while the pipe stayed open"
+        assert len(json.loads(first[0])["batch"]) == 3
+    finally:
+        process.stdin.close()
+        assert process.wait(timeout=20) == 0
+        process.stdout.close()

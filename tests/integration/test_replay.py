@@ -271,6 +271,47 @@ def test_checkpoint_refuses_an_input_rewritten_under_the_same_name(tmp_path):
         Checkpoint(path, key="a").load()
 
 
+class _Recorder:
+    """Keeps each batch's messageIds, and signals when one arrives."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.arrived = threading.Event()
+
+    def send(self, batch):
+        self.batches.append([c.message_id for c in batch])
+        self.arrived.set()
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_trickling_input_sends_its_partial_batch_when_idle():
+    transport = _Recorder()
+    resume = threading.Event()
+
+    def trickle():
+        yield from (((0, i), translated(i)) for i in range(1, 4))
+        # A pipe with nothing more for now: the three events must not wait for a full batch or the end.
+        assert transport.arrived.wait(5), "the partial batch was not sent while the input was idle"
+        resume.set()
+        yield (0, 4), translated(4)
+
+    summary = replay(trickle(), transport, idle_flush=0.05, max_messages=500, sleep=no_sleep)
+    assert resume.is_set()
+    assert transport.batches == [["m:1", "m:2", "m:3"], ["m:4"]]
+    assert summary.delivered == 4 and summary.checkpoint == (0, 4)
+
+
+def test_an_input_error_on_the_reader_thread_reaches_the_caller():
+    def broken():
+        yield (0, 1), translated(1)
+        raise ConfigurationError("cannot read archive.jsonl: truncated")
+
+    with pytest.raises(ConfigurationError, match="truncated"):
+        replay(broken(), _Recorder(), idle_flush=0.05, sleep=no_sleep)
+
+
 def test_a_checkpoint_without_fingerprints_still_resumes(tmp_path):
     # Written by a version before fingerprints: the position is kept rather than the replay refused.
     path = tmp_path / "cp.json"
