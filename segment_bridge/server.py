@@ -589,7 +589,10 @@ class GroupCommitBatcher:
 
     async def _post(self, items: list[_Item]) -> None:
         calls = [item.call for item in items]
-        deadline = min(item.deadline for item in items)
+        # The latest deadline: an event left from a request already answered 503 must not cut a fresh request's
+        # retries short. Sending past an answered request's deadline is harmless: Twilio's retry of it is then
+        # answered from the delivered cache, and Segment deduplicates by messageId.
+        deadline = max(item.deadline for item in items)
         self.batches_sent += 1
         loop = asyncio.get_running_loop()
         try:
@@ -615,8 +618,11 @@ class GroupCommitBatcher:
                 item.future.set_result(by_id.get(key, _missing_result(item.call)))
         if self._on_batch is not None:
             self._on_batch(len(calls), results)
-        # The finished task is removed by its done callback, after this returns; flush from a fresh callback so
-        # the in-flight count is right.
+        # This batch no longer holds a slot. Its done callback would free the slot only after a flush scheduled
+        # from here had run, and that flush, seeing every slot taken, would leave the waiting events with no timer.
+        current = asyncio.current_task()
+        if current is not None:
+            self._in_flight.discard(current)
         loop.call_soon(self._maybe_flush)
 
     async def drain(self) -> None:
@@ -804,6 +810,11 @@ class _Bridge:
     def start(self) -> None:
         if self.batcher is not None:
             return
+        if self.closing:
+            # Started again after a stop (a host that re-runs the lifespan, a test client used twice): what the
+            # stop shut down is made anew; the transport and the dead-letter file reopen on their next write.
+            self.closing = False
+            self._dead_letter_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dead-letter")
         self.batcher = GroupCommitBatcher(
             self._send,
             max_messages=self.config.batch_messages,
@@ -837,6 +848,7 @@ class _Bridge:
         self.closing = True
         if self.batcher is not None:
             await self.batcher.drain()
+            self.batcher = None
         self._dead_letter_executor.shutdown(wait=True)
         self.transport.close()
         if self.dead_letter is not None:
@@ -883,11 +895,11 @@ class _Bridge:
 
     async def events(self, request: Request) -> Response:
         started = time.monotonic()
+        if self.closing:
+            return self._finish(started, 503, {"error": "shutting down"}, {"Retry-After": "5"}, log={})
         if self.batcher is None:
             # Mounted inside another app, whose lifespan does not run ours: start on first use.
             self.start()
-        if self.closing:
-            return self._finish(started, 503, {"error": "shutting down"}, {"Retry-After": "5"}, log={})
         if self.active >= self.config.max_concurrency:
             return self._finish(started, 429, {"error": "too many concurrent requests"}, {"Retry-After": "1"}, {})
         self.active += 1
@@ -1421,6 +1433,7 @@ _SERVE_KEYS = (
     "mapping",
     "segment_host",
     "region",
+    "log_level",
 )
 
 
@@ -1440,8 +1453,17 @@ def app_from_environment() -> Starlette:
     if raw is None:
         raise ConfigurationError(f"{_SERVE_ENV} is not set: start workers with `segment-bridge serve --workers N`")
     args = argparse.Namespace(**orjson.loads(raw))
+    # A worker is a fresh process: without this its INFO lines (one per request, the sink test id) are lost.
+    _configure_logging(args.log_level)
     settings, config = _config_from_args(args, os.environ)
     return create_app(settings, config)
+
+
+def _configure_logging(log_level: str) -> None:
+    level = getattr(logging, str(log_level).upper(), logging.INFO)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    logging.getLogger("segment_bridge").setLevel(level)
 
 
 def serve_main(args: argparse.Namespace) -> int:
@@ -1458,10 +1480,7 @@ def serve_main(args: argparse.Namespace) -> int:
     except ImportError:
         raise MissingExtraError("server", "segment-bridge serve") from None
 
-    level = getattr(logging, str(args.log_level).upper(), logging.INFO)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
-    logging.getLogger("segment_bridge").setLevel(level)
+    _configure_logging(args.log_level)
     # Validate everything in the parent first, so a bad option is one line and exit 2, not a crash per worker.
     settings, config = _config_from_args(args, os.environ)
     workers = args.workers or 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import subprocess
 import sys
@@ -783,6 +784,62 @@ def test_batcher_turns_unexpected_errors_into_retryable_failures(caplog: pytest.
     with caplog.at_level(logging.ERROR, logger="segment_bridge"):
         result = asyncio.run(scenario())
     assert isinstance(result, RetryableDeliveryError)
+
+
+def test_batcher_sends_waiting_events_as_soon_as_a_slot_frees() -> None:
+    # With every slot taken, events wait; the batch that finishes must free its slot before the flush it triggers,
+    # or the waiting events sit with no timer until some later request happens to arrive.
+    started: list[float] = []
+
+    def send(batch: Sequence[TrackCall], deadline: float) -> list[Any]:
+        from segment_bridge.delivery import BatchResult
+
+        started.append(time.monotonic())
+        time.sleep(0.05)
+        return [BatchResult(list(batch))]
+
+    async def scenario() -> None:
+        batcher = GroupCommitBatcher(send, max_messages=1, linger=0.001, max_linger=0.001, max_in_flight=1)
+        futures = batcher.submit(_calls(3), time.monotonic() + 5)
+        done, _ = await asyncio.wait({f for f in futures if f is not None}, timeout=2)
+        assert len(done) == 3, f"{3 - len(done)} events still waiting with a free slot"
+        await batcher.drain()
+
+    asyncio.run(scenario())
+    assert len(started) == 3
+    assert max(b - a for a, b in itertools.pairwise(started)) < 0.5
+
+
+def test_a_batch_takes_the_latest_deadline_of_its_events() -> None:
+    # An event left from a request already answered 503 must not cut a fresh request's retries short.
+    deadlines: list[float] = []
+
+    def send(batch: Sequence[TrackCall], deadline: float) -> list[Any]:
+        from segment_bridge.delivery import BatchResult
+
+        deadlines.append(deadline)
+        return [BatchResult(list(batch))]
+
+    async def scenario() -> float:
+        batcher = GroupCommitBatcher(send, linger=0.05, max_linger=0.05)
+        fresh = time.monotonic() + 5
+        futures = batcher.submit(_calls(1), time.monotonic() - 1) + batcher.submit(_calls(1, start=1), fresh)
+        await asyncio.wait({f for f in futures if f is not None}, timeout=2)
+        await batcher.drain()
+        return fresh
+
+    fresh = asyncio.run(scenario())
+    assert deadlines == [fresh]
+
+
+def test_an_app_started_again_after_a_stop_accepts_events() -> None:
+    # A host that runs the lifespan twice (or a test client used twice) gets a working app, not 503 forever.
+    transport = RecordingTransport()
+    app = make_app(transport)
+    for _ in range(2):
+        with Harness(app) as harness:
+            assert harness.post_signed(CALL).status_code == 200
+    assert len(transport.batches) == 2
 
 
 # ----------------------------------------------------------------------------------------------------------------

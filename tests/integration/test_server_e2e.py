@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -159,6 +160,29 @@ def test_dry_run_writes_batches_to_out(tmp_path: Path) -> None:
     (line,) = out.read_bytes().splitlines()
     assert len(orjson.loads(line)["batch"]) == len(call_events(8))
     assert "NOT verified" in server.log
+
+
+def test_workers_log_each_request_like_a_single_process() -> None:
+    # Each worker is a fresh process: the per-request line and the sink test id must reach the log there too.
+    body = orjson.dumps(call_events(9)[0])
+    with serve(["--insecure-no-signature", "--dry-run", "--workers", "2"], base_env()) as server:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            # The parent prints the address before the workers listen on it.
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    client.get("/healthz")
+                    break
+                except httpx.ConnectError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            response = client.post("/events", content=body)
+        server.stop()
+    assert response.status_code == 200
+    log = server.log
+    assert log.count('"event":"started"') == 2
+    assert re.search(r' INFO segment_bridge\.server \{"event":"request","status":200', log), log
 
 
 def test_missing_auth_token_is_one_line_and_exit_2() -> None:
