@@ -27,6 +27,7 @@ __all__ = [
     "decode_string_data",
     "event_timestamp",
     "format_timestamp",
+    "is_output_form",
     "parse_event",
     "parse_timestamp",
     "validation_error_path",
@@ -199,10 +200,20 @@ def event_timestamp(value: str, *, rfc2822: bool = False) -> str:
         ValueError: the text is not a timestamp of that form.
     """
     # Twilio already writes `time` and `data.timestamp` in exactly the output form; checking beats reformatting.
-    if not rfc2822 and len(value) == 24 and value[23] == "Z" and value[10] == "T" and value[19] == ".":
-        datetime.fromisoformat(value)
+    if not rfc2822 and is_output_form(value):
         return value
     return format_timestamp(parse_timestamp(value, rfc2822=rfc2822))
+
+
+def is_output_form(value: str) -> bool:
+    """Whether ``value`` is an ISO-8601 timestamp already written as :func:`format_timestamp` writes it."""
+    if len(value) == 24 and value[23] == "Z" and value[10] == "T" and value[19] == ".":
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            return False
+        return True
+    return False
 
 
 def format_timestamp(moment: datetime) -> str:

@@ -9,6 +9,7 @@ naming spec, then compiles it into plain getter functions so applying it costs a
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import hmac
 import re
@@ -195,7 +196,9 @@ def parse_mapping(document: Mapping[str, Any], source: str = "<mapping>") -> Map
 # ---------------------------------------------------------------------------------------------------------------
 # Compilation: sources become small functions over the raw event, data and parameters dictionaries.
 
-Getter = Callable[[dict[str, Any], dict[str, Any], dict[str, Any]], Any]
+#: ``(anonymousId, userId, properties)``
+Applied = tuple[str | None, str | None, dict[str, Any]]
+Applier = Callable[[dict[str, Any], dict[str, Any], dict[str, Any]], Applied]
 
 
 def _snake(name: str) -> str:
@@ -231,15 +234,20 @@ def customer_phone(params: Mapping[str, Any]) -> Any:
     return None
 
 
-def _schema_version(event: Mapping[str, Any]) -> int | None:
-    tail = str(event.get("dataschema") or "").rstrip("/").rpartition("/")[2]
+@functools.lru_cache(maxsize=64)
+def _schema_version(dataschema: str) -> int | None:
+    # Cached: a stream carries a handful of distinct dataschema URLs, and parsing one costs more than looking it up.
+    tail = dataschema.rstrip("/").rpartition("/")[2]
     return int(tail) if tail.isascii() and tail.isdigit() else None
 
 
 def _to_int(value: Any) -> Any:
     # Keep a value that is not an integer as it came rather than drop data the user asked for; so too an integer
     # beyond 64 bits, which JSON consumers (and our serializer) cannot take.
-    # Not str.isdigit(): it admits characters such as "²" that int() refuses.
+    # The usual case first: ASCII digits only (str.isdigit() alone admits characters such as "²" that int()
+    # refuses), and at most 18 of them, always within 64 bits.
+    if type(value) is str and value.isascii() and value.isdigit() and len(value) < 19:
+        return int(value)
     if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
         number = int(value)
         if -(2**63) <= number < 2**63:
@@ -247,18 +255,25 @@ def _to_int(value: Any) -> Any:
     return value
 
 
-# Compilation. A mapping is applied to every event, so its sources are compiled into one straight-line Python
-# function per mapping (as dataclasses and attrs do for __init__): a handful of dict look-ups instead of a chain of
-# closures. Only validated source references and repr()'d keys reach the generated text.
+# Compilation. A mapping is applied to every event, so it is compiled into one straight-line Python function per
+# mapping (as dataclasses and attrs do for __init__) that returns identity and properties together: a handful of
+# dict look-ups instead of a chain of closures. Only validated source references and repr()'d keys reach the
+# generated text.
+
+# A source's value is missing when it is None or "". A present value is the normal case and usually a non-empty
+# string, so the generated code asks `not v` first: one truth test settles it, and the exact test runs only for
+# falsy values (0 and False are present).
+_MISSING = "not {0} and ({0} is None or {0} == '')"
+_PRESENT = "{0} or ({0} is not None and {0} != '')"
 
 
 def _lookup(ref: str, target: str) -> list[str]:
     kind, _, name = ref.partition(":")
     if kind == "param":
-        lines = [f"{target} = params.get({name!r})"]
+        lines = [f"{target} = get({name!r})"]
         snake = _snake(name)
         if snake != name:
-            lines.append(f"if {target} is None or {target} == '': {target} = params.get({snake!r})")
+            lines.append(f"if {_MISSING.format(target)}: {target} = get({snake!r})")
         return lines
     if kind == "data":
         steps = tuple((key, _snake(key), _camel(key)) for key in name.split("."))
@@ -267,7 +282,7 @@ def _lookup(ref: str, target: str) -> list[str]:
         return [f"{target} = event.get({name!r})"]
     if name == "customer_phone":
         return [f"{target} = _customer_phone(params)"]
-    return [f"{target} = _schema_version(event)"]
+    return [f"{target} = _schema_version(str(event.get('dataschema') or ''))"]
 
 
 def _first_present(refs: tuple[str, ...], target: str) -> list[str]:
@@ -276,8 +291,8 @@ def _first_present(refs: tuple[str, ...], target: str) -> list[str]:
         if index == 0:
             lines += _lookup(ref, target)
         else:
-            lines.append(f"if {target} is None or {target} == '':")
-            lines += ["    " + line for line in _lookup(ref, target)]
+            lines.append(f"if {_MISSING.format(target)}:")
+            lines += _indent(_lookup(ref, target))
     return lines
 
 
@@ -285,11 +300,15 @@ def _indent(lines: list[str]) -> list[str]:
     return ["    " + line for line in lines]
 
 
-def _compile_function(name: str, body: list[str], namespace: dict[str, Any]) -> Getter:
+def _compile_function(name: str, body: list[str], namespace: dict[str, Any]) -> Applier:
     source = "\n".join([f"def {name}(event, data, params):", *_indent(body)])
     exec(compile(source, f"<segment-bridge mapping: {name}>", "exec"), namespace)  # noqa: S102 - see above
-    function: Getter = namespace[name]
+    function: Applier = namespace[name]
     return function
+
+
+def _not_compiled(event: dict[str, Any], data: dict[str, Any], params: dict[str, Any]) -> Applied:
+    raise TypeError("a CompiledMapping is made by CompiledMapping.compile() or load_mapping()")
 
 
 @dataclass(frozen=True)
@@ -301,12 +320,15 @@ class CompiledMapping:
     warnings: tuple[str, ...] = ()
     #: Whether a source reads beyond the fields the hot path validates, so the whole event must be decoded.
     reads_whole_event: bool = field(default=True, repr=False)
-    _properties: Getter | None = field(default=None, repr=False)
-    _identity: Getter | None = field(default=None, repr=False)
+    #: The compiled mapping: ``apply(event, data, params)`` is ``(anonymousId, userId, properties)`` of one event
+    #: (its attributes, ``data`` and callback parameters). Absent values are left out; ids are strings or ``None``.
+    apply: Applier = field(default=_not_compiled, repr=False)
+    #: The Segment event name of each supported type the mapping names.
+    event_names: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def compile(cls, spec: MappingSpec, source: str = "<mapping>", *, hash_key: bytes | None = None) -> CompiledMapping:
-        """Turn a spec into its two compiled functions (properties, identity).
+        """Turn a spec into its compiled function.
 
         Raises:
             ConfigurationError: the spec hashes phone numbers and no ``hash_key`` was given.
@@ -330,7 +352,7 @@ class CompiledMapping:
             "_hash": hash_value,
             "_IDENTITY_TYPES": (str, int, float),
         }
-        body = ["result = {}"]
+        body = ["get = params.get", "result = {}"]
         for index, (name, prop) in enumerate(spec.properties.items()):
             if prop.value is not None:
                 namespace[f"_constant_{index}"] = prop.value
@@ -344,21 +366,16 @@ class CompiledMapping:
             if hashing and prop.pii == "phone":
                 value = f"_hash({value})"
             body += _first_present(prop.from_, "v")
-            body.append(f"if v is not None and v != '': result[{name!r}] = {value}")
-        body.append("return result")
-        properties = _compile_function("properties", body, namespace)
-
-        body = []
+            body.append(f"if {_PRESENT.format('v')}: result[{name!r}] = {value}")
         for target, refs in (("anonymous", spec.identity.anonymous_id), ("user", spec.identity.user_id)):
             body.append(f"{target} = None")
             for index, ref in enumerate(refs):
                 # An identity is a string or a number; an object or list in that field is skipped, not repr()'d.
-                lookup = [*_lookup(ref, "v"), "if v != '' and type(v) in _IDENTITY_TYPES:"]
+                lookup = [*_lookup(ref, "v"), "if type(v) in _IDENTITY_TYPES and v != '':"]
                 hashed = hashing and ref in _PHONE_SOURCES
                 lookup.append(f"    {target} = {'_hash(v)' if hashed else 'str(v)'}")
                 body += lookup if index == 0 else [f"if {target} is None:", *_indent(lookup)]
-        body.append("return anonymous, user")
-        identity = _compile_function("identity", body, namespace)
+        body.append("return anonymous, user, result")
         return cls(
             spec=spec,
             source=source,
@@ -367,27 +384,24 @@ class CompiledMapping:
                 ref not in _HOT_PATH_SOURCES and not ref.startswith(("param:", "derived:"))
                 for ref in spec.source_refs()
             ),
-            _properties=properties,
-            _identity=identity,
+            apply=_compile_function("apply", body, namespace),
+            event_names={event_type: name for event_type, name in spec.events.items() if name},
         )
 
     def event_name(self, event_type: str) -> str | None:
         """The Segment event name for a supported type, or ``None`` when the mapping has none."""
-        return self.spec.events.get(event_type) or None
+        return self.event_names.get(event_type)
 
     def properties(self, event: dict[str, Any], data: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         """The Segment properties of one event; absent values and empty strings are left out."""
-        assert self._properties is not None  # noqa: S101 - set by compile(), the only constructor used
-        result: dict[str, Any] = self._properties(event, data, params)
-        return result
+        return self.apply(event, data, params)[2]
 
     def identity(
         self, event: dict[str, Any], data: dict[str, Any], params: dict[str, Any]
     ) -> tuple[str | None, str | None]:
         """``(anonymousId, userId)`` as strings, hashed where the mapping says so; ``None`` when absent."""
-        assert self._identity is not None  # noqa: S101 - set by compile(), the only constructor used
-        ids: tuple[str | None, str | None] = self._identity(event, data, params)
-        return ids
+        anonymous, user, _ = self.apply(event, data, params)
+        return anonymous, user
 
 
 def load_mapping(source: str | Path | Traversable | None = None, *, hash_key: bytes | None = None) -> CompiledMapping:

@@ -16,15 +16,24 @@ import orjson
 from pydantic import ValidationError
 
 from segment_bridge import __version__
-from segment_bridge.catalog import EventSupport, classify
-from segment_bridge.events import CallProgressEvent, decode_string_data, event_timestamp, validation_error_path
+from segment_bridge.catalog import SUPPORTED_TYPES, EventSupport, classify
+from segment_bridge.events import (
+    CallProgressEvent,
+    decode_string_data,
+    event_timestamp,
+    is_output_form,
+    validation_error_path,
+)
 from segment_bridge.mapping import CompiledMapping, load_mapping
 from segment_bridge.outcomes import Outcome, Refusal, RefusalReason, Translation
 from segment_bridge.track import MAX_MESSAGE_BYTES, MAX_MESSAGE_ID_LENGTH, TrackCall, message_id_for
 
 __all__ = ["check_track_message", "translate", "translate_event", "translate_record"]
 
-_LIBRARY = {"name": "segment-bridge", "version": __version__}
+_LIBRARY_NAME = "segment-bridge"
+_SUPPORTED = frozenset(SUPPORTED_TYPES)
+# An ASCII message at most this long is within Segment's limit as sent (see TrackCall.within).
+_SURELY_SENDABLE_BYTES = MAX_MESSAGE_BYTES * 2 // 3
 _REFUSAL_REASONS = {
     EventSupport.DEPRECATED: RefusalReason.DEPRECATED_EVENT_TYPE,
     EventSupport.NOT_SEGMENT_COMPATIBLE: RefusalReason.NOT_SEGMENT_COMPATIBLE,
@@ -187,58 +196,80 @@ def _map(
     element: Any,
     raw: bytes | None,
 ) -> Translation:
-    params = event.parameters
-    timestamp, problem = _event_time(event, params)
-    if timestamp is None:
-        if problem:
-            return _refuse(element, RefusalReason.INVALID_EVENT, problem, "", event.id, event.type, raw)
-        return _refuse(
-            element,
-            RefusalReason.MISSING_TIMESTAMP,
-            "no event time in time, data.timestamp or the Timestamp parameter",
-            "The bridge never stamps events with the time of processing; fix the producer or the archive.",
-            event.id,
-            event.type,
-            raw,
-        )
-    anonymous_id, user_id = mapping.identity(attributes, data, params)
+    request = event.data.request
+    params = request.parameters if request is not None else {}
+    timestamp = event.time
+    if not (timestamp and is_output_form(timestamp)):  # else the usual case: nothing to parse or normalize
+        timestamp, problem = _event_time(event, params)
+        if timestamp is None:
+            if problem:
+                return _refuse(element, RefusalReason.INVALID_EVENT, problem, "", event.id, event.type, raw)
+            return _refuse(
+                element,
+                RefusalReason.MISSING_TIMESTAMP,
+                "no event time in time, data.timestamp or the Timestamp parameter",
+                "The bridge never stamps events with the time of processing; fix the producer or the archive.",
+                event.id,
+                event.type,
+                raw,
+            )
+    anonymous_id, user_id, properties = mapping.apply(attributes, data, params)
+    event_id = event.id
+    event_type = event.type
+    name = mapping.event_names.get(event_type)
     message: dict[str, Any] = {"type": "track"}
-    name = mapping.event_name(event.type)
     if name:
         message["event"] = name
     if user_id is not None:
         message["userId"] = user_id
     if anonymous_id is not None:
         message["anonymousId"] = anonymous_id
-    message["properties"] = mapping.properties(attributes, data, params)
+    message["properties"] = properties
     message["timestamp"] = timestamp
-    message["context"] = {"library": dict(_LIBRARY)}
-    message["messageId"] = message_id_for(event.source, event.id, event.type, mapping.spec.message_id_prefix)
+    # A fresh dict per message: callers own their messages and may change them.
+    message["context"] = {"library": {"name": _LIBRARY_NAME, "version": __version__}}
+    message_id = message_id_for(event.source, event_id, event_type, mapping.spec.message_id_prefix)
+    message["messageId"] = message_id
     try:
-        call = TrackCall.from_message(message, event.id, event.type)
+        body = orjson.dumps(message)
     except TypeError as error:  # orjson: an integer beyond 64 bits, which no JSON consumer downstream takes
         return _refuse(
             element,
             RefusalReason.INVALID_EVENT,
             f"a mapped value cannot be sent: {error}",
             "",
-            event.id,
-            event.type,
+            event_id,
+            event_type,
             raw,
         )
+    call = TrackCall(message, body, event_id, event_type)
+    # check_track_message's rules for the usual message, without looking the values up again: small enough for
+    # TrackCall.within to pass on length alone. Anything else gets the full check and its reason.
+    if (
+        (anonymous_id or user_id)
+        and name
+        and len(message_id) <= MAX_MESSAGE_ID_LENGTH
+        and len(body) <= _SURELY_SENDABLE_BYTES
+        and body.isascii()
+    ):
+        return Translation(Outcome.TRANSLATED, element, event_id, event_type, call, None, raw=raw)
     refusal = check_track_message(call)
-    outcome = Outcome.TRANSLATED if refusal is None else Outcome.REFUSED
-    track = call if refusal is None else None
-    return Translation(outcome, element, event.id, event.type, track=track, refusal=refusal, raw=raw)
+    if refusal is None:
+        return Translation(Outcome.TRANSLATED, element, event_id, event_type, call, None, raw=raw)
+    return Translation(Outcome.REFUSED, element, event_id, event_type, None, refusal, raw=raw)
+
+
+# The model's validator itself: BaseModel.model_validate_json is a Python wrapper that adds a call per event.
+_validate_json = CallProgressEvent.__pydantic_validator__.validate_json
 
 
 def _translate_fast(raw: bytes | str, mapping: CompiledMapping) -> Translation | None:
     """Validate a single supported event straight from JSON; ``None`` sends the input down the general path."""
     try:
-        event = CallProgressEvent.model_validate_json(raw)
+        event: CallProgressEvent = _validate_json(raw)
     except ValidationError:
         return None
-    if classify(event.type).support is not EventSupport.SUPPORTED:
+    if event.type not in _SUPPORTED:
         return None
     body = raw.encode() if isinstance(raw, str) else raw
     if mapping.reads_whole_event:
