@@ -53,7 +53,7 @@ def message_id_for(source: str, event_id: str, event_type: str, prefix: str) -> 
     return f"{prefix}:{hashlib.sha256(key).hexdigest()[:40]}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class TrackCall:
     """One Segment ``track`` message, ready for ``batch[]``.
 
@@ -74,6 +74,15 @@ class TrackCall:
     event_id: str
     event_type: str
     _size: int = field(default=-1, init=False, repr=False, compare=False)
+
+    def __init__(self, message: dict[str, Any], body: bytes, event_id: str, event_type: str) -> None:
+        # Through the slots' own descriptors: the __init__ a frozen dataclass generates sets each field with
+        # object.__setattr__, which on the translation hot path costs more than building the message.
+        _set_message(self, message)
+        _set_body(self, body)
+        _set_event_id(self, event_id)
+        _set_event_type(self, event_type)
+        _set_size(self, -1)
 
     @property
     def size(self) -> int:
@@ -104,6 +113,13 @@ class TrackCall:
     def event(self) -> str:
         """The Segment event name, e.g. ``Call Answered``."""
         return str(self.message.get("event", ""))
+
+
+_set_message = TrackCall.__dict__["message"].__set__
+_set_body = TrackCall.__dict__["body"].__set__
+_set_event_id = TrackCall.__dict__["event_id"].__set__
+_set_event_type = TrackCall.__dict__["event_type"].__set__
+_set_size = TrackCall.__dict__["_size"].__set__
 
 
 def batch_growth(count: int, size: int, call: TrackCall, max_messages: int, max_bytes: int) -> int | None:
