@@ -225,15 +225,26 @@ def _replay_transport(args: argparse.Namespace) -> tuple[Transport, str]:
 
 
 def _check_outputs_are_not_inputs(args: argparse.Namespace) -> None:
-    """Refuse an output that is also an input: appending to a file while reading it never ends."""
+    """Refuse an output that is also an input or another output.
+
+    Appending to a file while reading it never ends; and two outputs on one path destroy each other (the
+    checkpoint is replaced atomically, which would throw away the dead-letter records appended to it).
+    """
     inputs = [Path(name) for name in args.files if name != "-"]
+    seen: dict[Path, str] = {}
     for option in ("dead_letter", "out", "checkpoint"):
         output = getattr(args, option, None)
-        if not output or not Path(output).exists():
+        if not output:
+            continue
+        flag = "--" + option.replace("_", "-")
+        resolved = Path(output).resolve()
+        if resolved in seen:
+            raise ConfigurationError(f"{seen[resolved]} and {flag} name the same file {output}; give each its own")
+        seen[resolved] = flag
+        if not Path(output).exists():
             continue
         for path in inputs:
             if path.exists() and os.path.samefile(path, output):
-                flag = "--" + option.replace("_", "-")
                 raise ConfigurationError(f"{flag} {output} is also an input; write it elsewhere, then replay it")
 
 
@@ -251,6 +262,12 @@ def _run_replay(args: argparse.Namespace, err: IO[str]) -> int:
             progress.done()
             print(f"{names[position[0]]}:{position[1]}: {refusal.describe()}", file=err)
 
+    def report_failure(position: tuple[int, int], refusal: Refusal) -> None:
+        # Without a dead-letter file this line is the only trace of which event Segment did not take.
+        if not args.quiet or dead_letter is None:
+            progress.done()
+            print(f"{names[position[0]]}:{position[1]}: {refusal.describe()}", file=err)
+
     policy = RetryPolicy(max_attempts=args.max_attempts, budget_seconds=args.retry_budget)
     dead_letter = DeadLetterWriter(args.dead_letter) if args.dead_letter else None
     try:
@@ -265,6 +282,7 @@ def _run_replay(args: argparse.Namespace, err: IO[str]) -> int:
             max_messages=args.batch_size,
             progress=progress,
             on_refusal=report_refusal,
+            on_failure=report_failure,
         )
     finally:
         progress.done()
@@ -372,7 +390,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--segment-host", metavar="URL", help="Segment base URL (env: SEGMENT_HOST)")
     replay.add_argument("--region", choices=["us", "eu"], help="Segment region (env: SEGMENT_REGION)")
-    replay.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    replay.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no progress bar and no per-refusal lines (the summary stays; failures are still listed when there is"
+        " no --dead-letter file)",
+    )
     _add_mapping_options(replay)
 
     serve = commands.add_parser(
@@ -421,6 +445,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
+    except OSError as error:
+        # An output that cannot be written (a full disk, a directory given as a file): one line, not a traceback.
+        print(f"{_PROG}: error: {error}", file=err)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{_PROG}: interrupted", file=err)
         return 130

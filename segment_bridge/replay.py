@@ -66,6 +66,7 @@ __all__ = [
     "Position",
     "RecordTranslations",
     "ReplaySummary",
+    "is_regular_file",
     "replay",
     "replay_files",
 ]
@@ -148,6 +149,8 @@ class InputHead:
     @classmethod
     def of(cls, name: str, limit: int = CHECKPOINT_HEAD_BYTES) -> InputHead | None:
         """Fingerprint ``name``'s first ``limit`` bytes; ``None`` when it cannot be read (reading reports it)."""
+        if not is_regular_file(name):
+            return None  # reading a pipe here would take its first bytes away from the replay
         try:
             with open(name, "rb") as file:
                 head = file.read(limit)
@@ -380,6 +383,7 @@ def replay(
     checkpoint: Checkpoint | None = None,
     progress: Callable[[ReplaySummary], None] | None = None,
     on_refusal: Callable[[Position, Refusal], None] | None = None,
+    on_failure: Callable[[Position, Refusal], None] | None = None,
     idle_flush: float | None = None,
     sleep: Sleep = time.sleep,
     clock: Clock = time.monotonic,
@@ -400,6 +404,8 @@ def replay(
         progress: called with the live summary after each finished batch and every 1,000 records.
         on_refusal: called with the position and refusal of each event the core refuses (not delivery failures),
             so the caller can report it as it happens.
+        on_failure: called with the position and ``delivery_failed`` refusal of each message Segment did not
+            accept, so each failure has a trace even without a dead-letter file.
         idle_flush: for inputs that trickle (a pipe): seconds without a new item after which the partial batch
             is sent and finished batches are settled; ``None`` waits for a full batch or the end of the input.
         sleep: how retries wait (tests inject a recorder).
@@ -427,7 +433,7 @@ def replay(
     def settle(done: Iterable[Future[list[BatchResult]]]) -> None:
         for future in done:
             pending = in_flight.pop(future)
-            _settle(pending, future.result(), summary, dead_letter)
+            _settle(pending, future.result(), summary, dead_letter, on_failure)
         position = window.advance()
         if position is not None:
             summary.checkpoint = position
@@ -514,6 +520,7 @@ def _settle(
     results: Sequence[BatchResult],
     summary: ReplaySummary,
     dead_letter: DeadLetterWriter | None,
+    on_failure: Callable[[Position, Refusal], None] | None = None,
 ) -> None:
     """Count a finished batch's outcomes and release its messages' slots."""
     index = {id(call): i for i, call in enumerate(pending.calls)}
@@ -528,9 +535,12 @@ def _settle(
         summary.failed += len(result.calls)
         for call in result.calls:
             i = index[id(call)]
+            refusal = failure_refusal(call, result.error, result.attempts)
+            if on_failure is not None:
+                on_failure(pending.slots[i].position, refusal)
             if dead_letter is None:
                 continue  # unresolved on purpose: the checkpoint must not pass an event with no record
-            dead_letter.write(failure_refusal(call, result.error, result.attempts), pending.events[i])
+            dead_letter.write(refusal, pending.events[i])
             summary.dead_lettered += 1
             pending.slots[i].pending -= 1
 
@@ -564,8 +574,12 @@ class RecordTranslations:
                 yield position, translation
 
 
-def _is_regular_file(name: str) -> bool:
-    # Standard input, a FIFO or a process substitution may trickle; a regular file never waits for a writer.
+def is_regular_file(name: str) -> bool:
+    """Whether ``name`` is a regular file (``True`` when it cannot be examined: reading it reports that).
+
+    Standard input (``-``), a FIFO or a process substitution (``<(...)``) is read once and may trickle; a regular
+    file can be read again and never waits for a writer.
+    """
     if name == "-":
         return False
     try:
@@ -599,10 +613,14 @@ def replay_files(
     Returns:
         The summary, ``skipped`` included.
     """
-    if "idle_flush" not in options and not all(_is_regular_file(name) for name in names):
+    streams = [name for name in names if not is_regular_file(name)]
+    if "idle_flush" not in options and streams:
         options["idle_flush"] = DEFAULT_IDLE_FLUSH
     checkpoint = None
     if checkpoint_path is not None:
+        if streams:
+            shown = "standard input" if streams[0] == "-" else f"{streams[0]} (a pipe, not a regular file)"
+            raise ConfigurationError(f"--checkpoint needs regular input files: {shown} cannot be resumed")
         heads = [head for head in (InputHead.of(name) for name in names if name != "-") if head is not None]
         checkpoint = Checkpoint(checkpoint_path, key="\n".join(names), heads=heads, interval=checkpoint_interval)
     after = checkpoint.load() if checkpoint is not None else None

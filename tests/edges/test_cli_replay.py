@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -179,3 +180,55 @@ def test_replay_from_a_pipe_sends_what_arrived_while_the_writer_is_quiet() -> No
         process.stdin.close()
         assert process.wait(timeout=20) == 0
         process.stdout.close()
+
+
+def test_without_a_dead_letter_file_each_failed_event_is_listed(
+    capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEGMENT_WRITE_KEY", "wrong-key")
+    with StandIn(write_key=KEY) as segment:
+        code = main(["replay", "--quiet", "--segment-host", segment.url, str(EXAMPLES / "events.jsonl")])
+    err = capsysbinary.readouterr().err.decode().splitlines()
+    assert code == 3
+    failed = [line for line in err if ": delivery_failed: " in line]
+    # One line per event Segment did not take, with its place in the input: the only trace without --dead-letter.
+    assert len(failed) == 21
+    assert failed[0].startswith(f"{EXAMPLES / 'events.jsonl'}:2: ")
+    assert "wrong-key" not in "\n".join(err)
+
+
+def test_checkpoint_over_a_pipe_is_refused_before_reading_it(
+    capsysbinary: pytest.CaptureFixture[bytes], tmp_path: Path
+) -> None:
+    # A pipe cannot be read twice: fingerprinting its head would take those events away from the replay.
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    code = main(["replay", "--dry-run", "--checkpoint", str(tmp_path / "ckpt"), str(fifo)])
+    out, err = capsysbinary.readouterr()
+    assert code == 2
+    assert out == b""
+    assert err.decode().count("\n") == 1
+    assert "--checkpoint needs regular input files" in err.decode()
+    assert not (tmp_path / "ckpt").exists()
+
+
+@pytest.mark.parametrize(("first", "second"), [("--dead-letter", "--checkpoint"), ("--out", "--checkpoint")])
+def test_two_outputs_on_one_path_are_refused(
+    capsysbinary: pytest.CaptureFixture[bytes], tmp_path: Path, first: str, second: str
+) -> None:
+    same = tmp_path / "same"
+    dry_run = [] if "--out" in (first, second) else ["--dry-run"]
+    code = main(["replay", *dry_run, first, str(same), second, str(same), str(EXAMPLES / "mixed.jsonl")])
+    err = capsysbinary.readouterr().err.decode()
+    assert code == 2
+    assert f"{first} and {second} name the same file" in err
+    assert not same.exists()
+
+
+def test_an_output_that_cannot_be_written_is_one_line_and_exit_2(
+    capsysbinary: pytest.CaptureFixture[bytes], tmp_path: Path
+) -> None:
+    code = main(["replay", "--out", str(tmp_path), str(EXAMPLES / "events.jsonl")])  # a directory
+    err = capsysbinary.readouterr().err.decode()
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
