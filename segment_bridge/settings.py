@@ -128,7 +128,8 @@ def read_secret_file(path: str | Path, what: str) -> str:
             never the content.
     """
     try:
-        text = Path(path).read_text(encoding="utf-8").strip()
+        # utf-8-sig: an editor's byte-order mark is not part of the secret (a key with one is refused as wrong).
+        text = Path(path).read_text(encoding="utf-8-sig").strip()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
         raise ConfigurationError(f"cannot read {what} {str(path)!r}: {reason}") from None
@@ -157,7 +158,7 @@ def _host(environ: Mapping[str, str], host: str | None, region: str | None) -> s
             raise ConfigurationError(f"unknown Segment region {region_value!r}: use one of us, eu")
     if host_value is None:
         return region_host or DEFAULT_HOST
-    checked = _check_url(host_value)
+    checked = _check_url(host_value, "--segment-host" if host is not None else "SEGMENT_HOST")
     if region_host is not None and checked != region_host:
         raise ConfigurationError(
             f"Segment host {checked!r} contradicts region {region_value!r} ({region_host}); give one of them"
@@ -165,11 +166,19 @@ def _host(environ: Mapping[str, str], host: str | None, region: str | None) -> s
     return checked
 
 
-def _check_url(value: str) -> str:
+def _check_url(value: str, where: str) -> str:
     stripped = value.strip().rstrip("/")
-    parts = urlsplit(stripped)
+    try:
+        parts = urlsplit(stripped)
+        # Reading the port validates it: not a number, or outside 0-65535, raises here rather than at the first post.
+        port = parts.port
+    except ValueError as error:
+        # The reason ("Invalid IPv6 URL", "Port out of range 0-65535"), not the value: it may hold credentials.
+        raise ConfigurationError(f"Segment host ({where}) is not a valid URL: {error}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(f"Segment host must be an http(s) URL, got {value!r}")
+    if port == 0:
+        raise ConfigurationError(f"Segment host ({where}) is not a valid URL: port 0 cannot be connected to")
     if parts.username or parts.password or parts.query or parts.fragment:
         # Credentials in the URL would end up in logs; the write key goes in the Authorization header.
         raise ConfigurationError("Segment host must be a plain base URL, without credentials, query or fragment")

@@ -113,3 +113,28 @@ def test_settings_are_frozen():
     settings = Settings.from_env({})
     with pytest.raises(AttributeError):
         settings.host = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ("http://[::1", "Invalid IPv6 URL"),
+        ("http://127.0.0.1:99999", "Port out of range"),
+        ("http://127.0.0.1:http", "Port could not be cast"),
+        ("http://127.0.0.1:0", "port 0"),
+    ],
+)
+def test_hosts_that_do_not_parse_are_one_line_errors_naming_the_option(bad, reason):
+    with pytest.raises(ConfigurationError, match=r"Segment host \(SEGMENT_HOST\) is not a valid URL: " + reason):
+        Settings.from_env({"SEGMENT_HOST": bad})
+    with pytest.raises(ConfigurationError, match=r"\(--segment-host\)") as info:
+        Settings.from_env({}, host="http://user:pw@" + bad.removeprefix("http://"))
+    assert ":pw@" not in str(info.value)
+
+
+def test_a_byte_order_mark_in_the_key_file_is_not_part_of_the_key(tmp_path):
+    path = tmp_path / "key"
+    path.write_text(KEY + "\n", encoding="utf-8-sig")
+    settings = Settings.from_env({"SEGMENT_WRITE_KEY_FILE": str(path)})
+    assert settings.write_key is not None
+    assert settings.write_key.get_secret_value() == KEY
