@@ -7,7 +7,7 @@ or keep the batches instead. This is the only module that imports ``requests`` o
 their exceptions are translated once, in :func:`_translated_errors`, into the ``DeliveryError`` tree::
 
     RetryableDeliveryError   408, 429 (with ``retry_after``), 5xx but 501/505, connection errors, timeouts
-    PermanentDeliveryError   any other status (4xx, 3xx, 501, 505)
+    PermanentDeliveryError   any other status (4xx, 3xx, 501, 505), a host URL requests cannot use
     PayloadTooLargeError     400/413 that says "too large": the batch is split in half and each half retried
 
 :func:`send_batch` retries one batch under a :class:`RetryPolicy` (tenacity: attempt limit *and* time
@@ -40,6 +40,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_exponential_jitter
 
 from segment_bridge.exceptions import (
+    ConfigurationError,
     DeliveryError,
     PayloadTooLargeError,
     PermanentDeliveryError,
@@ -129,6 +130,18 @@ def _translated_errors(count: int) -> Iterator[None]:
         raise RetryableDeliveryError(
             f"connection error posting {count} messages ({type(exc).__name__})",
             kind="connection",
+            count=count,
+        ) from None
+    except (
+        requests.exceptions.InvalidURL,
+        requests.exceptions.InvalidSchema,
+        requests.exceptions.MissingSchema,
+    ) as exc:
+        # The host itself is unusable (a port out of range, no scheme): every attempt would fail the same way.
+        raise PermanentDeliveryError(
+            f"the Segment host is not a usable URL ({type(exc).__name__}) posting {count} messages; "
+            "check SEGMENT_HOST / --segment-host",
+            kind="invalid_url",
             count=count,
         ) from None
     except requests.RequestException as exc:
@@ -238,6 +251,21 @@ def _batch_line(batch: Sequence[TrackCall]) -> bytes:
     return b'{"batch":[' + b",".join(call.body for call in batch) + b"]}\n"
 
 
+@contextmanager
+def _output_errors(what: str) -> Iterator[None]:
+    """Turn an ``OSError`` writing an output into a one-line ``ConfigurationError``, as the dead-letter file does.
+
+    A ``BrokenPipeError`` passes through: a reader that went away (``| head``) is not a configuration error, and
+    the CLI stops quietly on it.
+    """
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        raise ConfigurationError(f"cannot write {what}: {error.strerror or type(error).__name__}") from None
+
+
 class DryRunTransport:
     """Writes each batch as one JSON line ``{"batch": [...]}`` to a text stream instead of sending it.
 
@@ -253,17 +281,26 @@ class DryRunTransport:
         return "DryRunTransport()"
 
     def send(self, batch: Sequence[TrackCall]) -> None:
-        """Write ``batch`` as one line."""
+        """Write ``batch`` as one line.
+
+        Raises:
+            ConfigurationError: the stream cannot be written (a full disk, ``> /dev/full``).
+            BrokenPipeError: the reader went away (``| head``); left to the caller, which may stop quietly.
+        """
         line = _batch_line(batch).decode()
         stream = self._stream if self._stream is not None else sys.stdout
-        with self._lock:
+        with self._lock, _output_errors("--dry-run output"):
             stream.write(line)
             stream.flush()
 
     def close(self) -> None:
-        """Flush the stream; it belongs to the caller and stays open."""
+        """Flush the stream; it belongs to the caller and stays open.
+
+        Raises:
+            ConfigurationError: the stream cannot be written.
+        """
         stream = self._stream if self._stream is not None else sys.stdout
-        with self._lock:
+        with self._lock, _output_errors("--dry-run output"):
             stream.flush()
 
 
@@ -273,33 +310,53 @@ class FileTransport:
     For teams without a Segment account, or who load Segment-format data elsewhere. Each batch is flushed
     to the operating system before ``send`` returns, so a batch counts as delivered once it is in the file.
 
+    The file is opened (created if missing) when the transport is made, so a path that cannot be written (a
+    directory, a missing folder, no permission) stops the run before anything is sent.
+
     Args:
         path: the file; created if missing, appended to otherwise.
+
+    Raises:
+        ConfigurationError: the file cannot be opened.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._file: IO[bytes] | None = None
         self._lock = threading.Lock()
+        self._file: IO[bytes] | None = self._open()
 
     def __repr__(self) -> str:
         return f"FileTransport({str(self.path)!r})"
 
+    def _open(self) -> IO[bytes]:
+        with _output_errors(f"--out {self.path}"):
+            return self.path.open("ab")
+
     def send(self, batch: Sequence[TrackCall]) -> None:
-        """Append ``batch`` as one line."""
+        """Append ``batch`` as one line (reopening the file if it was closed).
+
+        Raises:
+            ConfigurationError: the file cannot be written (a full disk, a lost mount).
+        """
         line = _batch_line(batch)
         with self._lock:
             if self._file is None:
-                self._file = self.path.open("ab")
-            self._file.write(line)
-            self._file.flush()
+                self._file = self._open()
+            with _output_errors(f"--out {self.path}"):
+                self._file.write(line)
+                self._file.flush()
 
     def close(self) -> None:
-        """Close the file."""
+        """Close the file.
+
+        Raises:
+            ConfigurationError: what was still buffered cannot be written.
+        """
         with self._lock:
             if self._file is not None:
-                self._file.close()
-                self._file = None
+                file, self._file = self._file, None
+                with _output_errors(f"--out {self.path}"):
+                    file.close()
 
 
 class _StopAt(stop_base):

@@ -27,6 +27,7 @@ from segment_bridge.delivery import (
     send_batch,
 )
 from segment_bridge.exceptions import (
+    ConfigurationError,
     DeliveryError,
     PayloadTooLargeError,
     PermanentDeliveryError,
@@ -355,6 +356,70 @@ def test_file_transport_appends_the_batches(tmp_path):
 def test_transports_satisfy_the_protocol(tmp_path, write_key):
     for transport in (SegmentTransport(write_key), DryRunTransport(io.StringIO()), FileTransport(tmp_path / "x")):
         assert isinstance(transport, Transport)
+        transport.close()
+
+
+@pytest.mark.parametrize("where", ["directory", "missing folder"])
+def test_an_unwritable_out_path_fails_when_the_transport_is_made(tmp_path, where):
+    path = tmp_path if where == "directory" else tmp_path / "nonexist" / "x.jsonl"
+    with pytest.raises(ConfigurationError, match=rf"^cannot write --out {path}: \w") as info:
+        FileTransport(path)
+    assert "\n" not in str(info.value)
+    assert info.value.__cause__ is None
+
+
+class _FailingStream(io.StringIO):
+    def __init__(self, error: OSError) -> None:
+        super().__init__()
+        self.error = error
+
+    def write(self, text: str) -> int:
+        raise self.error
+
+
+def test_a_full_disk_under_the_file_transport_is_a_configuration_error(tmp_path, monkeypatch):
+    transport = FileTransport(tmp_path / "out.jsonl")
+    assert transport._file is not None
+    transport._file.close()
+    monkeypatch.setattr(transport, "_file", _FailingStream(OSError(28, "No space left on device")))
+    with pytest.raises(ConfigurationError, match=r"cannot write --out .*out\.jsonl: No space left on device"):
+        transport.send(calls(1))
+    transport.close()
+
+
+def test_dry_run_write_errors_are_configuration_errors_but_a_broken_pipe_is_not():
+    full = DryRunTransport(_FailingStream(OSError(28, "No space left on device")))
+    with pytest.raises(ConfigurationError, match=r"^cannot write --dry-run output: No space left on device$"):
+        full.send(calls(1))
+    gone = DryRunTransport(_FailingStream(BrokenPipeError(32, "Broken pipe")))
+    with pytest.raises(BrokenPipeError):
+        gone.send(calls(1))
+
+
+@pytest.mark.parametrize(
+    "exception",
+    [
+        requests.exceptions.InvalidURL("Failed to parse"),
+        requests.exceptions.InvalidSchema("No connection adapters"),
+        requests.exceptions.MissingSchema("No scheme supplied"),
+    ],
+)
+@responses.activate(registry=OrderedRegistry)
+def test_an_unusable_host_url_is_permanent_and_not_retried(transport, clock, exception):
+    responses.post(URL, body=exception)
+
+    (result,) = send_batch(transport, calls(2), EXACT, sleep=clock.sleep, clock=clock)
+
+    assert isinstance(result.error, PermanentDeliveryError)
+    assert (result.error.kind, result.attempts, clock.sleeps) == ("invalid_url", 1, [])
+    assert len(responses.calls) == 1
+
+
+def test_a_port_out_of_range_is_not_retried_for_a_minute(write_key, clock):
+    transport = SegmentTransport(write_key, host="http://127.0.0.1:99999")
+    (result,) = send_batch(transport, calls(1), EXACT, sleep=clock.sleep, clock=clock)
+    assert isinstance(result.error, PermanentDeliveryError)
+    assert result.attempts == 1
 
 
 # -- against the stand-in: real HTTP through the SDK --------------------------------------------------------------
