@@ -1,17 +1,30 @@
-"""Read archived CloudEvents: JSON Lines or whole JSON documents, plain or gzip, from files or stdin.
+"""Read archived CloudEvents: JSON Lines or pretty-printed JSON documents, plain or gzip, from files or stdin.
 
-Records are streamed, so memory stays flat whatever the file size. A file whose first non-blank line is JSON is read
-as JSON Lines (one event, or one array of events, per line); otherwise, if it opens with ``{`` or ``[``, it is tried
-as one JSON document such as a pretty-printed event or array (up to :data:`MAX_DOCUMENT_BYTES`). If it is neither,
-it is read line by line so each bad line becomes its own refusal.
+Records are streamed, so memory stays bounded whatever the file size. A UTF-8 byte-order mark opening an input is
+dropped. How an input is read is decided by its first non-blank line:
+
+* it is JSON: the input is **JSON Lines**, one event (or one array of events) per line, each non-blank line one
+  record, whatever follows; a line that is not JSON is still one record (refused downstream as ``invalid_json``).
+  This is the common path and it does no more than split lines.
+* it is not JSON but opens with ``{`` or ``[``: the input is read as **concatenated JSON values** separated by
+  whitespace, as ``jq .`` or a pretty-printed array writes them. Each value is one record (an array is one record
+  of several events, as on a JSON Lines line) positioned at the line where it starts. A value that does not decode
+  is one record from its first line up to the next line opening with ``{`` or ``[``, where reading resumes. A
+  single value may not exceed :data:`MAX_DOCUMENT_BYTES`: a larger one stops the read with a
+  :class:`~segment_bridge.exceptions.ConfigurationError` naming the file (convert such a file to JSON Lines).
+  If the *first* value does not decode, or ends on the first line (a value with something after it), the input
+  is JSON Lines with a bad first line after all and is read line by line.
+* anything else: the input is read line by line, each non-blank line one record.
 """
 
 from __future__ import annotations
 
 import gzip
 import itertools
+import json
+import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +37,23 @@ from segment_bridge.exceptions import ConfigurationError
 __all__ = ["MAX_DOCUMENT_BYTES", "Record", "iter_records", "open_input"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
-#: Largest pretty-printed (multi-line) JSON document read as one record; JSON Lines files have no limit.
-MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
+_BOM = b"\xef\xbb\xbf"
+_MIB = 1024 * 1024
+#: Largest pretty-printed (multi-line) JSON value read as one record; JSON Lines lines have no limit.
+MAX_DOCUMENT_BYTES = 64 * _MIB
+# A document file is read this much at a time at least, so a large value costs few decoding attempts.
+_CHUNK = 64 * 1024
+# The standard library's decoder, not orjson: only it reports where a value ends (``raw_decode``).
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]*")
+_NEXT_OPENING = re.compile(r"\n(?=[\[{])")
+_UTF8 = "utf-8"
+_ESCAPE = "surrogateescape"
 
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One unit of input: a JSON Lines line, or a whole JSON document.
+    """One unit of input: a JSON Lines line, or one value (a pretty-printed document) of a document file.
 
     ``file_index`` and ``line`` (1-based) locate it, for messages and replay checkpoints.
     """
@@ -72,6 +95,8 @@ def _records_of(name: str, file_index: int, stream: BinaryIO) -> Iterator[Record
     number = 0
     for first in lines:
         number += 1
+        if number == 1 and first.startswith(_BOM):
+            first = first[len(_BOM) :]
         if first.strip():
             break
     else:
@@ -87,32 +112,147 @@ def _records_of(name: str, file_index: int, stream: BinaryIO) -> Iterator[Record
             if line.strip():
                 yield Record(name, file_index, number, line)
         return
-    # Not JSON Lines. A line opening with "{" or "[" may start a pretty-printed document: gather lines up to
-    # MAX_DOCUMENT_BYTES and try them as one. Anything else, or more than that, is read line by line, so a corrupt
-    # first line in a huge archive costs one refusal, not the whole file in memory.
-    start = number
-    held: list[bytes] = []
     if first.lstrip()[:1] in (b"{", b"["):
-        size = 0
-        for line in itertools.chain((first,), lines):
-            held.append(line)
-            size += len(line)
-            if size > MAX_DOCUMENT_BYTES:
+        yield from _Documents(name, file_index, number, first, lines)
+    else:
+        yield from _lines(name, file_index, number, itertools.chain((first,), lines))
+
+
+def _lines(name: str, file_index: int, number: int, lines: Iterable[bytes]) -> Iterator[Record]:
+    for offset, line in enumerate(lines):
+        if line.strip():
+            yield Record(name, file_index, number + offset, line)
+
+
+class _Documents:
+    """The records of a file read as concatenated JSON values (``jq .`` output), over bounded chunks of lines.
+
+    Text is decoded with ``surrogateescape`` so each record's bytes are exactly the file's, invalid UTF-8 included
+    (the translation refuses those as it would a JSON Lines line).
+    """
+
+    def __init__(self, name: str, file_index: int, number: int, first: bytes, lines: Iterator[bytes]) -> None:
+        self.name = name
+        self.file_index = file_index
+        self.lines = lines
+        self.text = first.decode(_UTF8, _ESCAPE)
+        self.more = True  # lines may hold more input
+        # Until a first value decodes, the text is kept from the first line on, to read it again as lines if none does.
+        self.first = True
+        self.first_line = number
+        # Line numbers are counted lazily: ``mark_line`` is the line of ``text[mark]``.
+        self.mark = 0
+        self.mark_line = number
+
+    def line_of(self, index: int) -> int:
+        self.mark_line += self.text.count("\n", self.mark, index)
+        self.mark = index
+        return self.mark_line
+
+    def refill(self, start: int, *, to_closer: bool) -> int:
+        """Drop the text before ``start`` and append at least as much again, or a chunk; return where ``start`` is.
+
+        Growing the pending text geometrically keeps the decoding attempts of a large value linear in its size.
+        With ``to_closer``, stop early after a line opening with ``}`` or ``]``: that is where ``jq`` and
+        ``json.dumps(indent=...)`` end a top-level value, so a value is usually decoded at the first attempt and a
+        pipe that trickles documents is not held back for a whole chunk.
+        """
+        keep = 0 if self.first else start
+        self.line_of(keep)
+        pending = self.text[keep:]
+        self.mark = 0
+        want = max(_CHUNK, len(pending))
+        got = 0
+        added: list[str] = []
+        for raw in self.lines:
+            added.append(raw.decode(_UTF8, _ESCAPE))
+            got += len(raw)
+            if got >= want or (to_closer and raw[:1] in (b"}", b"]")):
                 break
         else:
-            document = b"".join(held)
+            self.more = False
+        self.text = pending + "".join(added)
+        return start - keep
+
+    def too_large(self, start: int) -> ConfigurationError:
+        return ConfigurationError(
+            f"cannot read {self.name}: the JSON document at line {self.line_of(start)} is over "
+            f"{_size(MAX_DOCUMENT_BYTES)}, the most read as one document; convert the file to JSON Lines first, "
+            f"e.g. jq -c '.[]' (an array) or jq -c . (objects)"
+        )
+
+    def __iter__(self) -> Iterator[Record]:
+        pos = 0
+        misses = 0  # attempts that found the current value incomplete
+        while True:
+            space = _SPACE.match(self.text, pos)
+            pos = space.end() if space is not None else pos
+            if pos == len(self.text):
+                if not self.more:
+                    return
+                pos = self.refill(pos, to_closer=True)
+                continue
             try:
-                orjson.loads(document)
-            except orjson.JSONDecodeError:
-                pass
+                end = _DECODER.raw_decode(self.text, pos)[1]
+            except (ValueError, RecursionError) as error:
+                # Lines are read whole and no JSON token spans a newline, so a value cut short by the end of the
+                # text fails at its (whitespace-trimmed) end; an error before that is in the value itself.
+                incomplete = isinstance(error, json.JSONDecodeError) and error.pos >= len(self.text.rstrip())
+                if incomplete and self.more:
+                    if len(self.text) - pos > MAX_DOCUMENT_BYTES:
+                        raise self.too_large(pos) from None
+                    misses += 1
+                    pos = self.refill(pos, to_closer=misses == 1)
+                    continue
+                if self.first:
+                    yield from self.as_lines()
+                    return
+                pos = yield from self.skip_bad(pos)
+                misses = 0
+                continue
+            if self.first:
+                if "\n" not in self.text[pos:end]:
+                    # The first line holds a value and more (it did not parse alone): JSON Lines with a bad line.
+                    yield from self.as_lines()
+                    return
+                self.first = False
+            yield Record(self.name, self.file_index, self.line_of(pos), self.text[pos:end].encode(_UTF8, _ESCAPE))
+            pos = end
+            misses = 0
+
+    def as_lines(self) -> Iterator[Record]:
+        """Read the file as lines from its first, as JSON Lines with a bad first line is."""
+        self.first = False
+        # The text holds whole lines from the first on; split where the file's own iteration would (only at "\n").
+        held = self.text.encode(_UTF8, _ESCAPE).split(b"\n")
+        self.text = ""
+        lines = [line + b"\n" for line in held[:-1]]
+        if held[-1]:
+            lines.append(held[-1])
+        return _lines(self.name, self.file_index, self.first_line, itertools.chain(lines, self.lines))
+
+    def skip_bad(self, start: int) -> Generator[Record, None, int]:
+        """Yield a value that does not decode as one record, up to the next line opening with ``{`` or ``[``.
+
+        The record is refused downstream (``invalid_json``), once, rather than each of its lines; reading
+        resumes at that next line. Returns where.
+        """
+        while True:
+            found = _NEXT_OPENING.search(self.text, start + 1)
+            if found is not None:
+                end = found.end()
+            elif not self.more or len(self.text) - start > MAX_DOCUMENT_BYTES:
+                end = len(self.text)  # a line boundary: lines are read whole
             else:
-                yield Record(name, file_index, start, document)
-                return
-    else:
-        held.append(first)
-    for offset, line in enumerate(itertools.chain(held, lines)):
-        if line.strip():
-            yield Record(name, file_index, start + offset, line)
+                start = self.refill(start, to_closer=False)
+                continue
+            line = self.line_of(start)
+            yield Record(self.name, self.file_index, line, self.text[start:end].encode(_UTF8, _ESCAPE))
+            return end
+
+
+def _size(count: int) -> str:
+    return f"{count // _MIB} MiB" if count % _MIB == 0 else f"{count:,} bytes"
 
 
 def iter_records(names: Iterable[str]) -> Iterator[Record]:
