@@ -5,7 +5,10 @@
 #     -e TWILIO_AUTH_TOKEN -e SEGMENT_WRITE_KEY \
 #     -e SEGMENT_BRIDGE_PUBLIC_URL=https://bridge.example.com/events \
 #     -v segment-bridge-data:/var/lib/segment-bridge \
-#     segment-bridge --dead-letter /var/lib/segment-bridge/refused.jsonl
+#     segment-bridge
+#
+# Refused events go to /var/lib/segment-bridge/segment-bridge-refused.jsonl (the working directory; keep it on a
+# volume); `--dead-letter PATH` names another file.
 #
 # Secrets come from the environment (or *_FILE variables pointing at mounted files), never from the image.
 
@@ -30,6 +33,7 @@ RUN wheel="$(ls /wheels/segment_bridge-*.whl)" \
     && mkdir -p /var/lib/segment-bridge \
     && chown bridge /var/lib/segment-bridge
 USER 10001
+WORKDIR /var/lib/segment-bridge
 VOLUME ["/var/lib/segment-bridge"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s \

@@ -11,7 +11,7 @@
 
 =====  ======================================================================================================
 200    every event in the request was accepted by Segment, acknowledged (test event, redelivery already
-       delivered), refused by translation and recorded (dead-letter file, or the log when none is configured),
+       delivered), refused by translation and recorded (dead-letter file; only logged with ``--no-dead-letter``),
        or refused by Segment *alone* as too large and recorded in the dead-letter file
 400    the body is not JSON or holds no CloudEvent (recorded in the dead-letter file, truncated)
 403    missing or bad signature: nothing is processed
@@ -105,6 +105,9 @@ DEFAULT_MAX_IN_FLIGHT = 4
 DEFAULT_BATCH_MESSAGES = 30
 #: Recently delivered messageIds remembered for redeliveries.
 DEFAULT_DEDUP_CACHE = 100_000
+#: Where ``segment-bridge serve`` keeps refused events unless told otherwise (relative to its working directory):
+#: a refusal answered 200 must be kept somewhere it can be replayed from, not only in a log line.
+DEFAULT_DEAD_LETTER_FILE = "segment-bridge-refused.jsonl"
 #: Bytes of a malformed body kept in its dead-letter record.
 DEFAULT_DEAD_LETTER_BODY_LIMIT = 64 * 1024
 #: Bodies larger than this are translated on a worker thread rather than on the event loop.
@@ -833,11 +836,14 @@ class _Bridge:
                 )
             )
         if self.dead_letter is None:
-            logger.warning(_line("no_dead_letter", message="no --dead-letter file: refused events are only logged"))
+            logger.warning(
+                _line("no_dead_letter", message="no dead-letter file: refused events are only logged, not replayable")
+            )
         logger.info(
             _line(
                 "started",
                 transport=repr(self.transport.inner),
+                dead_letter=str(self.config.dead_letter.resolve()) if self.config.dead_letter is not None else None,
                 public_url=_safe_url(self.config.public_url),
                 signature=not self.config.insecure_no_signature,
                 delivery_budget=self.config.delivery_budget,
@@ -1058,7 +1064,7 @@ class _Bridge:
                 else:
                     not_accepted += 1
                     report.outcome, report.reason = "failed", "too_large"
-                    report.hint = refusal.hint + " Without --dead-letter it is answered 503 so it is not lost."
+                    report.hint = refusal.hint + " With no dead-letter file it is answered 503 so it is not lost."
                     logger.warning(_line("too_large", id=call.event_id, type=call.event_type, message=refusal.message))
             elif isinstance(error, PermanentDeliveryError):
                 # A batch-level rejection (wrong or rotated write key, 403, 404, a 400 not "too large"): every
@@ -1295,6 +1301,9 @@ examples:
     --dead-letter /var/lib/segment-bridge/refused.jsonl
   segment-bridge serve --insecure-no-signature --dry-run        # local try-out: batches on stdout
 
+Refused events (deprecated or unknown types, malformed events) are answered 200 once they are in the dead-letter
+file, ./segment-bridge-refused.jsonl unless --dead-letter names another; `segment-bridge replay` reads it back.
+
 Twilio's webhook sink posts to POST /events. Answers: 200 once every event is delivered, acknowledged or
 refused and recorded; 503/429 when Twilio should retry; 400/403/413 for requests to drop. See docs/webhook.md.
 
@@ -1381,7 +1390,17 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dry-run", action="store_true", help="send nothing: write each batch to stdout or --out")
     parser.add_argument("--out", metavar="PATH", help="write batches as JSON Lines to PATH instead of Segment")
-    parser.add_argument("--dead-letter", metavar="PATH", help="append refused events as JSON Lines to PATH")
+    kept = parser.add_mutually_exclusive_group()
+    kept.add_argument(
+        "--dead-letter",
+        metavar="PATH",
+        help=f"append refused events and bad bodies as JSON Lines to PATH (default: ./{DEFAULT_DEAD_LETTER_FILE})",
+    )
+    kept.add_argument(
+        "--no-dead-letter",
+        action="store_true",
+        help="keep no file: refused events are only logged (by id and reason) and cannot be replayed",
+    )
     parser.add_argument(
         "--mapping",
         metavar="PATH",
@@ -1415,10 +1434,24 @@ def _config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> t
         max_concurrency=args.max_concurrency,
         dry_run=args.dry_run,
         out=args.out,
-        dead_letter=args.dead_letter,
+        dead_letter=None if args.no_dead_letter else args.dead_letter or DEFAULT_DEAD_LETTER_FILE,
     )
     config.check_security()
+    if config.dead_letter is not None:
+        _check_writable(config.dead_letter)
     return settings, config
+
+
+def _check_writable(path: Path) -> None:
+    """Fail at start, in one line, rather than answer 503 at the first refused event."""
+    try:
+        with path.open("ab"):
+            pass
+    except OSError as error:
+        raise ConfigurationError(
+            f"cannot write the dead-letter file {str(path)!r}: {error.strerror}; give --dead-letter PATH, "
+            "or --no-dead-letter to only log refused events"
+        ) from None
 
 
 _SERVE_KEYS = (
@@ -1430,6 +1463,7 @@ _SERVE_KEYS = (
     "dry_run",
     "out",
     "dead_letter",
+    "no_dead_letter",
     "mapping",
     "segment_host",
     "region",

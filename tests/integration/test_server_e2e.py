@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -38,9 +39,13 @@ class ServerProcess:
     """A ``serve`` subprocess; collects its stderr on a thread so the pipe never fills."""
 
     def __init__(self, args: Sequence[str], env: dict[str, str]) -> None:
+        # A working directory of its own: the default dead-letter file is created there, not in the checkout.
+        self._cwd = tempfile.TemporaryDirectory()
+        self.cwd = Path(self._cwd.name)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "segment_bridge", "serve", "--port", "0", *args],
             env=env,
+            cwd=self.cwd,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -82,6 +87,9 @@ class ServerProcess:
             self.process.stderr.close()
         return self.process.returncode
 
+    def cleanup(self) -> None:
+        self._cwd.cleanup()
+
     @property
     def log(self) -> str:
         return "".join(self.lines)
@@ -94,6 +102,7 @@ def serve(args: Sequence[str], env: dict[str, str]) -> Iterator[ServerProcess]:
         yield server
     finally:
         server.stop()
+        server.cleanup()
 
 
 def base_env(**extra: str) -> dict[str, str]:
@@ -150,10 +159,16 @@ def test_real_server_delivers_verifies_and_stops_gracefully(standin: StandIn, wr
 def test_dry_run_writes_batches_to_out(tmp_path: Path) -> None:
     out = tmp_path / "batches.jsonl"
     body = orjson.dumps(call_events(8))
+    unknown = orjson.dumps({"specversion": "1.0", "type": "com.example.unknown", "id": "X1", "source": "/x"})
     with serve(["--insecure-no-signature", "--dry-run", "--out", str(out)], base_env()) as server:
         with httpx.Client(base_url=server.url, timeout=10) as client:
             response = client.post("/events", content=body)
+            refused = client.post("/events", content=unknown)
         code = server.stop()
+        # Without --dead-letter, a refused event is kept in the default file of the working directory.
+        (record,) = (server.cwd / "segment-bridge-refused.jsonl").read_bytes().splitlines()
+    assert orjson.loads(record)["reason"] == "unknown_event_type"
+    assert refused.status_code == 200
     assert response.status_code == 200
     assert code in (0, -signal.SIGTERM)
     assert '"event":"stopped"' in server.log
@@ -183,6 +198,27 @@ def test_workers_log_each_request_like_a_single_process() -> None:
     log = server.log
     assert log.count('"event":"started"') == 2
     assert re.search(r' INFO segment_bridge\.server \{"event":"request","status":200', log), log
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--dead-letter", "/nonexistent-dir/refused.jsonl"], "cannot write the dead-letter file"),
+        (["--dead-letter", "x.jsonl", "--no-dead-letter"], "not allowed with argument"),
+    ],
+)
+def test_dead_letter_file_problems_are_one_line_and_exit_2(args: list[str], expected: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "segment_bridge", "serve", "--port", "0", "--dry-run", "--insecure-no-signature", *args],
+        env=base_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_missing_auth_token_is_one_line_and_exit_2() -> None:
