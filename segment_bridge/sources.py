@@ -193,7 +193,7 @@ class _Documents:
                 pos = self.refill(pos, to_closer=True)
                 continue
             try:
-                end = _DECODER.raw_decode(self.text, pos)[1]
+                end = self.decode(pos)
             except (ValueError, RecursionError) as error:
                 # Lines are read whole and no JSON token spans a newline, so a value cut short by the end of the
                 # text fails at its (whitespace-trimmed) end; an error before that is in the value itself.
@@ -219,6 +219,17 @@ class _Documents:
             yield Record(self.name, self.file_index, self.line_of(pos), self.text[pos:end].encode(_UTF8, _ESCAPE))
             pos = end
             misses = 0
+
+    def decode(self, pos: int) -> int:
+        """Where the value starting at ``pos`` ends; raises as ``json.JSONDecoder.raw_decode`` does."""
+        # Refilled up to a closing line, the text usually holds exactly this value: orjson checks that much faster.
+        # Otherwise (several values, an error) the standard library finds where the value ends.
+        pending = self.text[pos:]
+        try:
+            orjson.loads(pending)
+        except orjson.JSONDecodeError:
+            return _DECODER.raw_decode(self.text, pos)[1]
+        return pos + len(pending.rstrip())
 
     def as_lines(self) -> Iterator[Record]:
         """Read the file as lines from its first, as JSON Lines with a bad first line is."""
