@@ -277,16 +277,10 @@ def _translate_fast(raw: bytes | str, mapping: CompiledMapping) -> Translation |
         if not isinstance(element.get("data"), dict):
             return None
         return _map(event, element, element["data"], mapping, element, None)
-    attributes = {
-        "specversion": event.specversion,
-        "id": event.id,
-        "source": event.source,
-        "type": event.type,
-        "time": event.time,
-        "dataschema": event.dataschema,
-    }
-    data = {"sid": event.data.sid, "timestamp": event.data.timestamp, "eventSid": event.data.event_sid}
-    return _map(event, attributes, data, mapping, None, body)
+    # The mapping reads only the validated attributes and data fields (hot-path sources), and a pydantic model
+    # keeps exactly its fields in __dict__: the models' own dicts serve, with no copies. `data:eventSid` is found
+    # under its snake_case field name, as the mapping tolerates both spellings.
+    return _map(event, event.__dict__, event.data.__dict__, mapping, None, body)
 
 
 def translate_record(raw: str | bytes, mapping: CompiledMapping) -> list[Translation]:

@@ -190,3 +190,27 @@ def test_int_conversion_matches_the_rule_at_its_edges(value: Any) -> None:
     from segment_bridge.mapping import _to_int as compiled_to_int
 
     assert repr(compiled_to_int(value)) == repr(_to_int(value))
+
+
+def test_hot_path_sources_read_the_same_from_bytes_as_from_the_decoded_event() -> None:
+    import json
+
+    from eventfiles import event_bytes
+
+    from segment_bridge import translate, translate_event
+
+    hot = ("specversion", "id", "source", "type", "time", "dataschema")
+    properties = {f"event_{name}": {"from": [f"event:{name}"]} for name in hot}
+    properties |= {f"data_{name}": {"from": [f"data:{name}"]} for name in ("sid", "timestamp", "eventSid")}
+    document = {"events": dict(DEFAULT.events), "properties": properties}
+    mapping = CompiledMapping.compile(parse_mapping(document))
+    assert not mapping.reads_whole_event
+    seen: set[str] = set()
+    for name in ("real_inbound_answered.json", "snake_case_params_answered.json", "seed_ringing.json"):
+        raw = event_bytes(name)
+        fast = translate(raw, mapping)[0].track
+        general = translate_event(json.loads(raw), mapping).track
+        assert fast is not None and general is not None
+        assert fast.body == general.body
+        seen.update(fast.message["properties"])
+    assert seen == {*properties}
