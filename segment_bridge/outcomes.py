@@ -55,7 +55,9 @@ class Refusal:
     def describe(self) -> str:
         """One readable line for a terminal or a log."""
         who = " ".join(part for part in (self.event_type, self.event_id) if part) or "event"
-        line = f"refused {who}: {self.reason}: {self.message}"
+        # Segment not taking a message is a failure to deliver, not a judgement on the event.
+        verb = "failed" if self.reason is RefusalReason.DELIVERY_FAILED else "refused"
+        line = f"{verb} {who}: {self.reason}: {self.message}"
         return f"{line}. Hint: {self.hint}" if self.hint else line
 
     def dead_letter_record(self, event: Any) -> dict[str, Any]:

@@ -193,7 +193,7 @@ def test_without_a_dead_letter_file_each_failed_event_is_listed(
     failed = [line for line in err if ": delivery_failed: " in line]
     # One line per event Segment did not take, with its place in the input: the only trace without --dead-letter.
     assert len(failed) == 21
-    assert failed[0].startswith(f"{EXAMPLES / 'events.jsonl'}:2: ")
+    assert failed[0].startswith(f"{EXAMPLES / 'events.jsonl'}:2: failed com.twilio.voice.status-callback.call.")
     assert "wrong-key" not in "\n".join(err)
 
 

@@ -727,6 +727,16 @@ def test_secrets_never_in_logs_or_answers(standin: StandIn, write_key: str, capl
     assert all(bit not in info for bit in payload_bits)
 
 
+def test_refusals_logged_without_a_dead_letter_file_quote_no_event_values(caplog: pytest.LogCaptureFixture) -> None:
+    event = {**call_events(3)[0], "time": "not-a-time +14155550199"}
+    with caplog.at_level(logging.INFO, logger="segment_bridge"), Harness(make_app()) as h:
+        response = h.post_signed(orjson.dumps(event))
+    assert response.status_code == 200
+    (line,) = [r.getMessage() for r in caplog.records if '"event":"refused"' in r.getMessage()]
+    assert '"reason":"invalid_event"' in line and "time: not a valid ISO-8601 timestamp" in line
+    assert "+14155550199" not in caplog.text
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # GroupCommitBatcher alone
 # ----------------------------------------------------------------------------------------------------------------
