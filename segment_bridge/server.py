@@ -1443,15 +1443,25 @@ def _config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> t
 
 
 def _check_writable(path: Path) -> None:
-    """Fail at start, in one line, rather than answer 503 at the first refused event."""
-    try:
-        with path.open("ab"):
-            pass
-    except OSError as error:
+    """Fail at start, in one line, rather than answer 503 at the first refused event.
+
+    The file itself is created only when the first record is written: a server that refuses nothing leaves none.
+    """
+    problem: str | None = None
+    if path.is_dir():
+        problem = "it is a directory"
+    elif path.exists():
+        if not os.access(path, os.W_OK):
+            problem = "it is not writable"
+    elif not path.parent.is_dir():
+        problem = "its directory does not exist"
+    elif not os.access(path.parent, os.W_OK):
+        problem = "its directory is not writable"
+    if problem is not None:
         raise ConfigurationError(
-            f"cannot write the dead-letter file {str(path)!r}: {error.strerror}; give --dead-letter PATH, "
+            f"cannot write the dead-letter file {str(path)!r}: {problem}; give --dead-letter PATH, "
             "or --no-dead-letter to only log refused events"
-        ) from None
+        )
 
 
 _SERVE_KEYS = (

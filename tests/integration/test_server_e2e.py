@@ -194,6 +194,8 @@ def test_workers_log_each_request_like_a_single_process() -> None:
                     time.sleep(0.05)
             response = client.post("/events", content=body)
         server.stop()
+        # Nothing was refused, so no dead-letter file was left behind.
+        assert list(server.cwd.iterdir()) == []
     assert response.status_code == 200
     log = server.log
     assert log.count('"event":"started"') == 2
@@ -203,7 +205,8 @@ def test_workers_log_each_request_like_a_single_process() -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--dead-letter", "/nonexistent-dir/refused.jsonl"], "cannot write the dead-letter file"),
+        (["--dead-letter", "/nonexistent-dir/refused.jsonl"], "its directory does not exist"),
+        (["--dead-letter", "/"], "it is a directory"),
         (["--dead-letter", "x.jsonl", "--no-dead-letter"], "not allowed with argument"),
     ],
 )
