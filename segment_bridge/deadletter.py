@@ -7,6 +7,7 @@ itself held and the bridge's own reasons.
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from types import TracebackType
@@ -38,7 +39,13 @@ class DeadLetterWriter:
         Raises:
             ConfigurationError: the file cannot be opened or written.
         """
-        line = orjson.dumps(refusal.dead_letter_record(event), default=str) + b"\n"
+        record = refusal.dead_letter_record(event)
+        try:
+            line = orjson.dumps(record, default=str) + b"\n"
+        except TypeError:
+            # An integer beyond 64 bits (the reason such an event is refused): keep it exact, so the record replays
+            # to the same refusal instead of a rounded float.
+            line = json.dumps(record, default=str, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
         with self._lock:
             try:
                 if self._file is None:

@@ -8,6 +8,8 @@ timestamp in ``datacontenttype`` instead). Nothing here reads the clock: an even
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
@@ -28,6 +30,7 @@ __all__ = [
     "event_timestamp",
     "format_timestamp",
     "is_output_form",
+    "loads_exact",
     "parse_event",
     "parse_timestamp",
     "validation_error_path",
@@ -86,6 +89,32 @@ class _Envelope(BaseModel):
     dataschema: str | None = None
 
 
+# Twenty digits in a row: an integer literal that long may not fit in 64 bits, and orjson silently reads such an
+# integer as a float. (Most such runs sit inside strings; those only cost the slower, exact decode below.)
+_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{20}")
+_LONG_DIGITS_TEXT = re.compile(r"[0-9]{20}")
+
+
+def loads_exact(raw: bytes | str) -> Any:
+    """Decode JSON as orjson does, except that integers beyond 64 bits stay exact integers.
+
+    orjson turns such an integer into a float, which the fast path (pydantic) does not: the same event would be
+    refused alone and translated with a wrong value inside an array or a dead-letter record. Keeping the integer
+    makes both paths refuse it (Segment's JSON takes no integer beyond 64 bits).
+
+    Raises:
+        orjson.JSONDecodeError: the text is not JSON.
+    """
+    value = orjson.loads(raw)
+    long_digits = _LONG_DIGITS_BYTES if isinstance(raw, bytes) else _LONG_DIGITS_TEXT
+    if long_digits.search(raw):  # type: ignore[arg-type]
+        try:
+            return json.loads(raw)
+        except (ValueError, RecursionError):  # deeper than the standard decoder goes: keep orjson's reading
+            return value
+    return value
+
+
 def decode_string_data(value: Any) -> Any:
     """Decode ``data`` sent as a JSON-encoded string (Twilio does so for the sink test event, among others).
 
@@ -93,7 +122,7 @@ def decode_string_data(value: Any) -> Any:
     """
     if isinstance(value, str):
         try:
-            return orjson.loads(value)
+            return loads_exact(value)
         except orjson.JSONDecodeError:
             return value
     return value
@@ -207,7 +236,17 @@ def event_timestamp(value: str, *, rfc2822: bool = False) -> str:
 
 def is_output_form(value: str) -> bool:
     """Whether ``value`` is an ISO-8601 timestamp already written as :func:`format_timestamp` writes it."""
-    if len(value) == 24 and value[23] == "Z" and value[10] == "T" and value[19] == ".":
+    # Every separator is checked: fromisoformat also takes week dates ("2025-W01-1T…") of the same length.
+    if (
+        len(value) == 24
+        and value[4] == "-"
+        and value[7] == "-"
+        and value[10] == "T"
+        and value[13] == ":"
+        and value[16] == ":"
+        and value[19] == "."
+        and value[23] == "Z"
+    ):
         try:
             datetime.fromisoformat(value)
         except ValueError:

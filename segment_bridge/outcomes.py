@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import orjson
-
+from segment_bridge.events import loads_exact
 from segment_bridge.track import TrackCall
 
 __all__ = ["Outcome", "Refusal", "RefusalReason", "Translation"]
@@ -108,7 +107,7 @@ class Translation:
     def event(self) -> Any:
         """The original CloudEvent (decoded JSON), or the raw text when it was not JSON."""
         if self._event is None and self._raw is not None:
-            self._event = orjson.loads(self._raw)
+            self._event = loads_exact(self._raw)
         return self._event
 
     def __repr__(self) -> str:

@@ -166,6 +166,17 @@ def _host(environ: Mapping[str, str], host: str | None, region: str | None) -> s
     return checked
 
 
+def _url_problem(error: ValueError) -> str:
+    text = str(error)
+    if "IPv6" in text:
+        return "Invalid IPv6 URL"
+    if "out of range" in text:
+        return "Port out of range 1-65535"
+    if "Port" in text:
+        return "Port is not a number"
+    return "it does not parse"
+
+
 def _check_url(value: str, where: str) -> str:
     stripped = value.strip().rstrip("/")
     try:
@@ -173,10 +184,10 @@ def _check_url(value: str, where: str) -> str:
         # Reading the port validates it: not a number, or outside 0-65535, raises here rather than at the first post.
         port = parts.port
     except ValueError as error:
-        # The reason ("Invalid IPv6 URL", "Port out of range 0-65535"), not the value: it may hold credentials.
-        raise ConfigurationError(f"Segment host ({where}) is not a valid URL: {error}") from None
+        # A fixed reason, never the value nor urllib's text, which quotes the port part: `key:secret` would leak.
+        raise ConfigurationError(f"Segment host ({where}) is not a valid URL: {_url_problem(error)}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"Segment host must be an http(s) URL, got {value!r}")
+        raise ConfigurationError(f"Segment host ({where}) must be an http(s) URL with a host name, like {DEFAULT_HOST}")
     if port == 0:
         raise ConfigurationError(f"Segment host ({where}) is not a valid URL: port 0 cannot be connected to")
     if parts.username or parts.password or parts.query or parts.fragment:

@@ -22,6 +22,7 @@ from segment_bridge.events import (
     decode_string_data,
     event_timestamp,
     is_output_form,
+    loads_exact,
     validation_error_path,
 )
 from segment_bridge.mapping import CompiledMapping, load_mapping
@@ -274,7 +275,7 @@ def _translate_fast(raw: bytes | str, mapping: CompiledMapping) -> Translation |
         return None
     body = raw.encode() if isinstance(raw, str) else raw
     if mapping.reads_whole_event:
-        element = orjson.loads(body)
+        element = loads_exact(body)
         if not isinstance(element.get("data"), dict):
             return None
         return _map(event, element, element["data"], mapping, element, None)
@@ -297,7 +298,7 @@ def translate_record(raw: str | bytes, mapping: CompiledMapping) -> list[Transla
     if fast is not None:
         return [fast]
     try:
-        decoded = orjson.loads(raw)
+        decoded = loads_exact(raw)
     except orjson.JSONDecodeError as error:
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         return [_refuse(text, RefusalReason.INVALID_JSON, f"not JSON: {error.msg} at position {error.pos}")]

@@ -61,6 +61,8 @@ def test_cloud_event_is_frozen() -> None:
         ("2025-01-01T02:00:00.123456+02:00", False, "2025-01-01T00:00:00.123Z"),
         ("2025-01-01T00:00:00", False, "2025-01-01T00:00:00.000Z"),
         ("Sun, 24 Aug 2025 13:49:54 +0000", True, "2025-08-24T13:49:54.000Z"),
+        # A week date of the output form's length: normalised, not passed through as if already in output form.
+        ("2025-W01-1T00:00:00.000Z", False, "2024-12-30T00:00:00.000Z"),
         ("Sun, 24 Aug 2025 15:49:54 +0200", True, "2025-08-24T13:49:54.000Z"),
     ],
 )

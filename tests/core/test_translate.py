@@ -292,3 +292,19 @@ def test_an_unexpected_error_costs_one_event_not_the_batch(monkeypatch: pytest.M
     assert fast.refusal is not None
     assert fast.refusal.reason is RefusalReason.TRANSLATION_ERROR
     assert fast.event["id"] == "VW2d9f0e1a2b3c4d5e6f708192a3b4c5d6"
+
+
+def test_an_integer_beyond_64_bits_is_refused_alike_alone_in_an_array_and_from_its_dead_letter_record() -> None:
+    # orjson reads such an integer as a float: the array and the dead-letter record must not translate it rounded.
+    event = call_events(5)[3]
+    event["data"]["request"]["parameters"]["CallDuration"] = 2**64
+    line = json.dumps(event).encode()
+    alone, in_array = translate(line)[0], translate(json.dumps([event]).encode())[0]
+    record = json.dumps(alone.refusal.dead_letter_record(alone.event) if alone.refusal else {}).encode()
+    from_record = translate(record)[0]
+    for translation in (alone, in_array, from_record):
+        assert translation.refusal is not None
+        assert translation.refusal.reason is RefusalReason.INVALID_EVENT
+        assert "64-bit" in translation.refusal.message
+    # The record keeps the integer exact, so what is replayed is what arrived.
+    assert from_record.event["data"]["request"]["parameters"]["CallDuration"] == 2**64

@@ -120,7 +120,7 @@ def test_settings_are_frozen():
     [
         ("http://[::1", "Invalid IPv6 URL"),
         ("http://127.0.0.1:99999", "Port out of range"),
-        ("http://127.0.0.1:http", "Port could not be cast"),
+        ("http://127.0.0.1:http", "Port is not a number"),
         ("http://127.0.0.1:0", "port 0"),
     ],
 )
@@ -130,6 +130,13 @@ def test_hosts_that_do_not_parse_are_one_line_errors_naming_the_option(bad, reas
     with pytest.raises(ConfigurationError, match=r"\(--segment-host\)") as info:
         Settings.from_env({}, host="http://user:pw@" + bad.removeprefix("http://"))
     assert ":pw@" not in str(info.value)
+
+
+@pytest.mark.parametrize("host", ["https://wk_live_123:s3cretPassw0rd", "wk_live_123:s3cretPassw0rd"])
+def test_a_host_that_looks_like_credentials_is_not_echoed(host):
+    with pytest.raises(ConfigurationError, match="Segment host") as info:
+        Settings.from_env({"SEGMENT_HOST": host})
+    assert "s3cretPassw0rd" not in str(info.value) and "wk_live_123" not in str(info.value)
 
 
 def test_a_byte_order_mark_in_the_key_file_is_not_part_of_the_key(tmp_path):
