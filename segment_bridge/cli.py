@@ -77,7 +77,7 @@ The write key comes from SEGMENT_WRITE_KEY or the file named by SEGMENT_WRITE_KE
 from the command line. --dry-run and --out need none.
 
 exit status: 0 all delivered or acknowledged, 1 some refused, 2 usage or configuration error,
-3 some batch failed permanently (its events are in the dead-letter file).
+3 some batch failed permanently (its events are in --dead-letter, or listed one per line without it).
 """
 
 _CHECK_EPILOG = """\
