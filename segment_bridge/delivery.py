@@ -468,7 +468,7 @@ def failure_refusal(call: TrackCall, error: DeliveryError, attempts: int | None 
     tries = error.attempts if attempts is None else attempts
     cause = f"HTTP {error.status}" if error.status is not None else error.kind.replace("_", " ")
     if isinstance(error, RetryableDeliveryError):
-        hint = "Segment or the network was unavailable; replay the dead-letter file later."
+        hint = "Segment or the network was unavailable; replay the event later (from the dead-letter file, if kept)."
     elif isinstance(error, PayloadTooLargeError):
         hint = "The message is too large for Segment even alone; shrink the mapping's properties."
     else:
