@@ -257,16 +257,18 @@ def _run_replay(args: argparse.Namespace, err: IO[str]) -> int:
     progress = _Progress(err, enabled=err.isatty() and not args.quiet, verb=verb)
     names = args.files or ["-"]
 
+    def show(position: tuple[int, int], refusal: Refusal) -> None:
+        progress.done()
+        print(f"{names[position[0]]}:{position[1]}: {refusal.describe()}", file=err)
+
     def report_refusal(position: tuple[int, int], refusal: Refusal) -> None:
         if not args.quiet:
-            progress.done()
-            print(f"{names[position[0]]}:{position[1]}: {refusal.describe()}", file=err)
+            show(position, refusal)
 
     def report_failure(position: tuple[int, int], refusal: Refusal) -> None:
         # Without a dead-letter file this line is the only trace of which event Segment did not take.
         if not args.quiet or dead_letter is None:
-            progress.done()
-            print(f"{names[position[0]]}:{position[1]}: {refusal.describe()}", file=err)
+            show(position, refusal)
 
     policy = RetryPolicy(max_attempts=args.max_attempts, budget_seconds=args.retry_budget)
     dead_letter = DeadLetterWriter(args.dead_letter) if args.dead_letter else None

@@ -442,6 +442,9 @@ def replay(
         if progress is not None:
             progress(summary)
 
+    def settle_finished() -> None:
+        settle([f for f in list(in_flight) if f.done()])
+
     def submit(pool: ThreadPoolExecutor, batch: _Pending) -> None:
         # Bounded in-flight batches: wait for one to finish before sending another.
         while len(in_flight) >= concurrency:
@@ -458,7 +461,7 @@ def replay(
                     if current.calls:
                         submit(pool, current)
                         current = _Pending()
-                    settle([f for f in list(in_flight) if f.done()])
+                    settle_finished()
                     continue
                 position, translation = item
                 if resume is not None and position <= resume:
@@ -471,7 +474,7 @@ def replay(
                     summary.records += 1
                     if progress is not None and summary.records % _PROGRESS_EVERY == 0:
                         if in_flight:
-                            settle([f for f in list(in_flight) if f.done()])
+                            settle_finished()
                         else:
                             progress(summary)
                 summary.events += 1
@@ -621,7 +624,7 @@ def replay_files(
         if streams:
             shown = "standard input" if streams[0] == "-" else f"{streams[0]} (a pipe, not a regular file)"
             raise ConfigurationError(f"--checkpoint needs regular input files: {shown} cannot be resumed")
-        heads = [head for head in (InputHead.of(name) for name in names if name != "-") if head is not None]
+        heads = [head for head in map(InputHead.of, names) if head is not None]
         checkpoint = Checkpoint(checkpoint_path, key="\n".join(names), heads=heads, interval=checkpoint_interval)
     after = checkpoint.load() if checkpoint is not None else None
     source = RecordTranslations(iter_records(names), mapping, after=after)

@@ -106,11 +106,7 @@ def _records_of(name: str, file_index: int, stream: BinaryIO) -> Iterator[Record
     except orjson.JSONDecodeError:
         pass
     else:
-        yield Record(name, file_index, number, first)
-        for line in lines:
-            number += 1
-            if line.strip():
-                yield Record(name, file_index, number, line)
+        yield from _lines(name, file_index, number, itertools.chain((first,), lines))
         return
     if first.lstrip()[:1] in (b"{", b"["):
         yield from _Documents(name, file_index, number, first, lines)
