@@ -2,8 +2,9 @@
 
 All network I/O goes through one small seam, :class:`Transport`. :class:`SegmentTransport` posts to
 Segment's ``/v1/batch`` through segment-analytics-python's wire code (``segment.analytics.request.post``:
-endpoint, Basic auth, headers, gzip, ``sentAt``); :class:`DryRunTransport` and :class:`FileTransport` show
-or keep the batches instead. This is the only module that imports ``requests`` or ``segment.analytics``;
+endpoint, Basic auth, headers, gzip, ``sentAt``), on a ``requests`` session of its own that reads the proxy and CA
+bundle settings from the environment once; :class:`DryRunTransport` and :class:`FileTransport` show or keep the
+batches instead. This is the only module that imports ``requests`` or ``segment.analytics``;
 their exceptions are translated once, in :func:`_translated_errors`, into the ``DeliveryError`` tree::
 
     RetryableDeliveryError   408, 429 (with ``retry_after``), 5xx but 501/505, connection errors, timeouts
@@ -22,10 +23,12 @@ retry is deduplicated by Segment; ``request.post`` stamps a fresh ``sentAt`` at 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -196,6 +199,13 @@ class Transport(Protocol):
 class SegmentTransport:
     """Posts batches to Segment's HTTP Tracking API through segment-analytics-python's ``request.post``.
 
+    The posts go through a ``requests`` session of this transport's own, never the SDK's module-level one (which an
+    application's own ``analytics`` client shares). Its proxies (``HTTPS_PROXY``, ``NO_PROXY``...) and CA bundle
+    (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``) are read from the environment when the transport is made, not at
+    every post: requests' per-call lookup scans the whole environment and cost about a quarter of a batch's CPU.
+    ``.netrc`` is not read: the write key is Segment's only credential, and a ``.netrc`` entry for the host would
+    have replaced it.
+
     Args:
         write_key: the source's write key; kept as a :class:`pydantic.SecretStr` and never shown.
         host: base URL; ``/v1/batch`` is appended. Use :data:`EU_HOST` for EU workspaces.
@@ -215,6 +225,8 @@ class SegmentTransport:
         self.host = host.rstrip("/")
         self.timeout = timeout
         self.gzip = gzip
+        self._session = _environment_session(f"{self.host}/v1/batch")
+        self._post = _post_through(self._session)
         _silence_sdk_debug()
 
     def __repr__(self) -> str:
@@ -223,7 +235,7 @@ class SegmentTransport:
     def send(self, batch: Sequence[TrackCall]) -> None:
         """Post ``batch`` as one ``/v1/batch`` request."""
         with _translated_errors(len(batch)):
-            response = segment_request.post(
+            response = self._post(
                 self._write_key.get_secret_value(),
                 host=self.host,
                 gzip=self.gzip,
@@ -243,7 +255,35 @@ class SegmentTransport:
             )
 
     def close(self) -> None:
-        """Nothing to release: the SDK keeps one module-level connection pool for the process."""
+        """Close the session's connections; a later ``send`` opens new ones."""
+        self._session.close()
+
+
+def _environment_session(url: str) -> requests.Session:
+    """A session with what ``trust_env`` would look up at every request for ``url``, looked up now instead."""
+    session = requests.Session()
+    session.trust_env = False
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    return session
+
+
+def _post_through(session: requests.Session) -> Callable[..., requests.Response]:
+    """The SDK's ``request.post``, unchanged, but reading ``session`` where it reads its module-level ``_session``.
+
+    A copy of the function with its own globals, so the SDK's module (shared with an application's own client) is
+    left as it is. Should a later SDK no longer read ``_session``, the SDK's function is returned as it is (slower,
+    same behaviour); ``tests/edges/test_server.py`` checks that the copy is in use.
+    """
+    post = segment_request.post
+    if "_session" not in post.__code__.co_names:
+        return post  # type: ignore[no-any-return]
+    namespace = dict(vars(segment_request), _session=session)
+    copy = types.FunctionType(post.__code__, namespace, post.__name__, post.__defaults__, post.__closure__)
+    copy.__kwdefaults__ = post.__kwdefaults__
+    return copy
 
 
 def _batch_line(batch: Sequence[TrackCall]) -> bytes:

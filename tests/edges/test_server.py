@@ -291,6 +291,61 @@ def test_transient_500_is_retried_within_the_request(standin: StandIn, write_key
     assert [r.status for r in standin.requests] == [500, 500, 200]
 
 
+class _TripwireSession:
+    """Stands for the SDK's module-level session: serve must never post through it."""
+
+    def post(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("posted through the SDK's shared session")
+
+
+def test_segment_posts_go_through_a_session_of_the_transport_s_own(
+    standin: StandIn, write_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segment.analytics import request as segment_request
+
+    tripwire = _TripwireSession()
+    monkeypatch.setattr(segment_request, "_session", tripwire)
+    with Harness(segment_app(standin, write_key)) as h:
+        response = h.post_signed(CALL)
+    assert response.status_code == 200
+    assert set(message_ids(CALL)) <= standin.accepted_ids
+    # The SDK's module (shared with an application's own analytics client) is left as it was.
+    assert segment_request._session is tripwire
+
+
+def test_segment_posts_use_the_proxy_from_the_environment(write_key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str] = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(self.path)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = b'{"success": true}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Proxy) as proxy:
+        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+        try:
+            monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+            monkeypatch.delenv("NO_PROXY", raising=False)
+            monkeypatch.delenv("no_proxy", raising=False)
+            transport = SegmentTransport(write_key, host="http://segment.invalid", timeout=2.0)
+            with Harness(make_app(transport)) as h:
+                response = h.post_signed(CALL)
+        finally:
+            proxy.shutdown()
+    assert response.status_code == 200
+    assert seen == ["http://segment.invalid/v1/batch"]
+
+
 @pytest.mark.parametrize("fault", [Fault.ERROR_500, Fault.RATE_LIMIT, Fault.DROP_BEFORE])
 def test_segment_down_gives_503_and_nothing_acknowledged(standin: StandIn, write_key: str, fault: Fault) -> None:
     standin.script(*[fault] * 50)
