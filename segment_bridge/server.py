@@ -448,6 +448,14 @@ class _Item:
     enqueued: float
 
 
+@dataclass(slots=True)
+class _Group:
+    """One request waiting for several events: ``waiter`` is released when ``remaining`` reaches 0."""
+
+    remaining: int
+    waiter: asyncio.Future[None]
+
+
 class GroupCommitBatcher:
     """Coalesces the events of concurrent requests into shared Segment batches.
 
@@ -495,7 +503,8 @@ class GroupCommitBatcher:
         self._pending: deque[_Item] = deque()
         self._pending_bytes = 0
         self._waiting: dict[str, asyncio.Future[DeliveryError | None]] = {}
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: set[asyncio.Future[None]] = set()
+        self._groups: dict[asyncio.Future[DeliveryError | None], list[_Group]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = 0.0
         self._draining = False
@@ -586,11 +595,6 @@ class GroupCommitBatcher:
         return batch
 
     def _dispatch(self, items: list[_Item]) -> None:
-        task = asyncio.get_running_loop().create_task(self._post(items))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
-
-    async def _post(self, items: list[_Item]) -> None:
         calls = [item.call for item in items]
         # The latest deadline: an event left from a request already answered 503 must not cut a fresh request's
         # retries short. Sending past an answered request's deadline is harmless: Twilio's retry of it is then
@@ -598,8 +602,25 @@ class GroupCommitBatcher:
         deadline = max(item.deadline for item in items)
         self.batches_sent += 1
         loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._in_flight.add(done)
+        self._executor.submit(self._post, loop, items, calls, deadline, done)
+
+    def _post(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        items: list[_Item],
+        calls: list[TrackCall],
+        deadline: float,
+        done: asyncio.Future[None],
+    ) -> None:
+        """Post one batch, on a worker thread, then settle it on the event loop in one callback.
+
+        Not ``await loop.run_in_executor(...)`` in a task: that hands the result over through two more turns of the
+        loop (the wrapped future, then the task's wake-up), each behind every other ready callback under load.
+        """
         try:
-            results = await loop.run_in_executor(self._executor, self._send, calls, deadline)
+            results = self._send(calls, deadline)
         except Exception as error:
             # A bug or an unexpected error in a transport must not leave requests waiting: fail the batch as
             # retryable so Twilio tries again later.
@@ -608,6 +629,10 @@ class GroupCommitBatcher:
                 f"unexpected {type(error).__name__} posting {len(calls)} messages", kind="internal", count=len(calls)
             )
             results = [_failed_result(calls, failure)]
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is left waiting
+            loop.call_soon_threadsafe(self._settle, items, results, done)
+
+    def _settle(self, items: list[_Item], results: list[BatchResult], done: asyncio.Future[None]) -> None:
         by_id: dict[str, DeliveryError | None] = {}
         for result in results:
             for call in result.calls:
@@ -619,14 +644,26 @@ class GroupCommitBatcher:
             self._waiting.pop(key, None)
             if not item.future.done():
                 item.future.set_result(by_id.get(key, _missing_result(item.call)))
+            for group in self._groups.pop(item.future, ()):
+                group.remaining -= 1
+                if group.remaining == 0 and not group.waiter.done():
+                    group.waiter.set_result(None)
         if self._on_batch is not None:
-            self._on_batch(len(calls), results)
-        # This batch no longer holds a slot. Its done callback would free the slot only after a flush scheduled
-        # from here had run, and that flush, seeing every slot taken, would leave the waiting events with no timer.
-        current = asyncio.current_task()
-        if current is not None:
-            self._in_flight.discard(current)
-        loop.call_soon(self._maybe_flush)
+            self._on_batch(len(items), results)
+        # The slot is free before the flush, so that events waiting for it are posted now.
+        self._in_flight.discard(done)
+        done.set_result(None)
+        self._maybe_flush()
+
+    def notify(self, futures: Sequence[asyncio.Future[DeliveryError | None]], waiter: asyncio.Future[None]) -> None:
+        """Release ``waiter`` as soon as every one of ``futures`` (from :meth:`submit`, none done yet) is done.
+
+        What a done callback on each future would do, one turn of the event loop sooner: the futures' callbacks
+        run on a later turn, and only then could the waiter be released.
+        """
+        group = _Group(len(futures), waiter)
+        for future in futures:
+            self._groups.setdefault(future, []).append(group)
 
     async def drain(self) -> None:
         """Post everything pending at once (no linger) and wait for every batch in flight; for shutdown."""
@@ -687,37 +724,24 @@ class _Deadlines:
 
 
 async def _wait_all(
-    futures: list[asyncio.Future[DeliveryError | None]], deadline: float, deadlines: _Deadlines
+    futures: list[asyncio.Future[DeliveryError | None]],
+    deadline: float,
+    deadlines: _Deadlines,
+    batcher: GroupCommitBatcher,
 ) -> None:
     """Wait until every future is done or ``deadline`` (``time.monotonic()``) passes; never cancels them.
 
     What ``asyncio.wait(futures, timeout=...)`` does for this case at a fraction of its cost (no set of tasks, no
-    coroutine checks, no timer of its own): the futures may be shared with other requests, so they are only
-    watched.
+    coroutine checks, no timer of its own, no done callbacks): the futures may be shared with other requests, so
+    they are only watched, by the batcher that settles them.
     """
-    loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[None] = loop.create_future()
-    remaining = len(futures)
-
-    def on_done(_: asyncio.Future[DeliveryError | None]) -> None:
-        nonlocal remaining
-        remaining -= 1
-        if remaining == 0 and not waiter.done():
-            waiter.set_result(None)
-
-    for future in futures:
-        if future.done():
-            remaining -= 1
-        else:
-            future.add_done_callback(on_done)
-    if remaining == 0:
+    waiting = [future for future in futures if not future.done()]
+    if not waiting:
         return
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    batcher.notify(waiting, waiter)
     deadlines.add(deadline, waiter)
-    try:
-        await waiter
-    finally:
-        for future in futures:
-            future.remove_done_callback(on_done)
+    await waiter
 
 
 def _release(waiter: asyncio.Future[None]) -> None:
@@ -1042,7 +1066,7 @@ class _Bridge:
         retry_after: float | None = None
         futures = [ticket for ticket in tickets if ticket is not None]
         if futures:
-            await _wait_all(futures, answer_by, self._deadlines)
+            await _wait_all(futures, answer_by, self._deadlines, self.batcher)
         not_accepted = 0
         for slot, ticket, call in zip(slots, tickets, calls, strict=True):
             report = reports[slot]
