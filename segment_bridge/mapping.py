@@ -20,10 +20,12 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from segment_bridge._resources import packaged_mapping
 from segment_bridge.catalog import SUPPORTED_TYPES
+from segment_bridge.events import CallEventDecoder, call_event_decoder
 from segment_bridge.exceptions import ConfigurationError, MappingError
 from segment_bridge.track import MAX_MESSAGE_ID_LENGTH
 
@@ -267,32 +269,75 @@ _MISSING = "not {0} and ({0} is None or {0} == '')"
 _PRESENT = "{0} or ({0} is not None and {0} != '')"
 
 
-def _lookup(ref: str, target: str) -> list[str]:
+def _lookup(ref: str, target: str, fields: Mapping[str, str] | None = None) -> list[str]:
+    """Code that sets ``target`` to the value of ``ref``.
+
+    ``fields`` is ``None`` for the decoded JSON dicts, or, for the typed decoder's structs, the attribute of each
+    parameter key (see :func:`events.call_event_decoder`); both read the same value.
+    """
     kind, _, name = ref.partition(":")
     if kind == "param":
-        lines = [f"{target} = get({name!r})"]
+        lines = [f"{target} = {_param(name, fields)}"]
         snake = _snake(name)
         if snake != name:
-            lines.append(f"if {_MISSING.format(target)}: {target} = get({snake!r})")
+            lines.append(f"if {_MISSING.format(target)}: {target} = {_param(snake, fields)}")
         return lines
     if kind == "data":
         steps = tuple((key, _snake(key), _camel(key)) for key in name.split("."))
-        return [f"{target} = _dig(data, {steps!r})"]
+        if fields is None:
+            return [f"{target} = _dig(data, {steps!r})"]
+        # The struct's hot-path data fields: sid, timestamp, and eventSid or event_sid (the first one present).
+        (first, *others) = dict.fromkeys(steps[0])
+        lines = [f"{target} = data.{first}"]
+        lines += [f"if {target} is _UNSET: {target} = data.{spelling}" for spelling in others]
+        return [*lines, f"if {target} is _UNSET: {target} = None"] if others else lines
     if kind == "event":
-        return [f"{target} = event.get({name!r})"]
+        return [f"{target} = event.get({name!r})" if fields is None else f"{target} = event.{name}"]
     if name == "customer_phone":
-        return [f"{target} = _customer_phone(params)"]
-    return [f"{target} = _schema_version(str(event.get('dataschema') or ''))"]
+        if fields is None:
+            return [f"{target} = _customer_phone(params)"]
+        # customer_phone(), over the struct's attributes.
+        return [
+            f"d = str({_param('Direction', fields)} or {_param('direction', fields)} or '')",
+            "if d.startswith('outbound') or d == 'trunking-originating':",
+            f"    {target} = {_param('To', fields)} or {_param('to', fields)}",
+            "elif d.startswith('inbound') or d == 'trunking-terminating':",
+            f"    {target} = {_param('From', fields)} or {_param('from', fields)}",
+            "else:",
+            f"    {target} = None",
+        ]
+    attribute = "event.get('dataschema')" if fields is None else "event.dataschema"
+    return [f"{target} = _schema_version(str({attribute} or ''))"]
 
 
-def _first_present(refs: tuple[str, ...], target: str) -> list[str]:
+def _param(key: str, fields: Mapping[str, str] | None) -> str:
+    return f"get({key!r})" if fields is None else f"params.{fields[key]}"
+
+
+#: The parameter keys customer_phone() reads.
+_CUSTOMER_PHONE_KEYS = ("Direction", "direction", "To", "to", "From", "from")
+
+
+def _parameter_keys(spec: MappingSpec) -> set[str]:
+    """Every callback parameter key the compiled mapping may read, in both spellings."""
+    keys: set[str] = set()
+    for ref in spec.source_refs():
+        kind, _, name = ref.partition(":")
+        if kind == "param":
+            keys.update((name, _snake(name)))
+        elif ref == "derived:customer_phone":
+            keys.update(_CUSTOMER_PHONE_KEYS)
+    return keys
+
+
+def _first_present(refs: tuple[str, ...], target: str, fields: Mapping[str, str] | None) -> list[str]:
     lines: list[str] = []
     for index, ref in enumerate(refs):
         if index == 0:
-            lines += _lookup(ref, target)
+            lines += _lookup(ref, target, fields)
         else:
             lines.append(f"if {_MISSING.format(target)}:")
-            lines += _indent(_lookup(ref, target))
+            lines += _indent(_lookup(ref, target, fields))
     return lines
 
 
@@ -305,6 +350,35 @@ def _compile_function(name: str, body: list[str], namespace: dict[str, Any]) -> 
     exec(compile(source, f"<segment-bridge mapping: {name}>", "exec"), namespace)  # noqa: S102 - see above
     function: Applier = namespace[name]
     return function
+
+
+def _applier_body(spec: MappingSpec, fields: Mapping[str, str] | None) -> list[str]:
+    """The compiled mapping's code; ``fields`` as for :func:`_lookup`. Constants are ``_constant_<index>``."""
+    hashing = spec.hashing.phone_numbers
+    body = ["get = params.get", "result = {}"] if fields is None else ["result = {}"]
+    for index, (name, prop) in enumerate(spec.properties.items()):
+        if prop.value is not None:
+            body.append(f"result[{name!r}] = _constant_{index}")
+            continue
+        value = "v"
+        if prop.type == "int":
+            value = f"_to_int({value})"
+        elif prop.type == "string":
+            value = f"str({value})"
+        if hashing and prop.pii == "phone":
+            value = f"_hash({value})"
+        body += _first_present(prop.from_, "v", fields)
+        body.append(f"if {_PRESENT.format('v')}: result[{name!r}] = {value}")
+    for target, refs in (("anonymous", spec.identity.anonymous_id), ("user", spec.identity.user_id)):
+        body.append(f"{target} = None")
+        for index, ref in enumerate(refs):
+            # An identity is a string or a number; an object or list in that field is skipped, not repr()'d.
+            lookup = [*_lookup(ref, "v", fields), "if type(v) in _IDENTITY_TYPES and v != '':"]
+            hashed = hashing and ref in _PHONE_SOURCES
+            lookup.append(f"    {target} = {'_hash(v)' if hashed else 'str(v)'}")
+            body += lookup if index == 0 else [f"if {target} is None:", *_indent(lookup)]
+    body.append("return anonymous, user, result")
+    return body
 
 
 def _not_compiled(event: dict[str, Any], data: dict[str, Any], params: dict[str, Any]) -> Applied:
@@ -325,6 +399,11 @@ class CompiledMapping:
     apply: Applier = field(default=_not_compiled, repr=False)
     #: The Segment event name of each supported type the mapping names.
     event_names: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: The hot path's typed decoder, with a field for each parameter the mapping reads; ``None`` when the mapping
+    #: reads beyond it (``reads_whole_event``).
+    decoder: CallEventDecoder | None = field(default=None, repr=False)
+    #: ``apply`` over what ``decoder`` returns: ``apply_decoded(event, event.data, parameters)``.
+    apply_decoded: Applier = field(default=_not_compiled, repr=False)
 
     @classmethod
     def compile(cls, spec: MappingSpec, source: str = "<mapping>", *, hash_key: bytes | None = None) -> CompiledMapping:
@@ -351,40 +430,26 @@ class CompiledMapping:
             "_to_int": _to_int,
             "_hash": hash_value,
             "_IDENTITY_TYPES": (str, int, float),
+            "_UNSET": msgspec.UNSET,
         }
-        body = ["get = params.get", "result = {}"]
-        for index, (name, prop) in enumerate(spec.properties.items()):
-            if prop.value is not None:
-                namespace[f"_constant_{index}"] = prop.value
-                body.append(f"result[{name!r}] = _constant_{index}")
-                continue
-            value = "v"
-            if prop.type == "int":
-                value = f"_to_int({value})"
-            elif prop.type == "string":
-                value = f"str({value})"
-            if hashing and prop.pii == "phone":
-                value = f"_hash({value})"
-            body += _first_present(prop.from_, "v")
-            body.append(f"if {_PRESENT.format('v')}: result[{name!r}] = {value}")
-        for target, refs in (("anonymous", spec.identity.anonymous_id), ("user", spec.identity.user_id)):
-            body.append(f"{target} = None")
-            for index, ref in enumerate(refs):
-                # An identity is a string or a number; an object or list in that field is skipped, not repr()'d.
-                lookup = [*_lookup(ref, "v"), "if type(v) in _IDENTITY_TYPES and v != '':"]
-                hashed = hashing and ref in _PHONE_SOURCES
-                lookup.append(f"    {target} = {'_hash(v)' if hashed else 'str(v)'}")
-                body += lookup if index == 0 else [f"if {target} is None:", *_indent(lookup)]
-        body.append("return anonymous, user, result")
+        for index, prop in enumerate(spec.properties.values()):
+            namespace[f"_constant_{index}"] = prop.value
+        reads_whole_event = any(
+            ref not in _HOT_PATH_SOURCES and not ref.startswith(("param:", "derived:")) for ref in spec.source_refs()
+        )
+        decoder = None if reads_whole_event else call_event_decoder(_parameter_keys(spec))
         return cls(
             spec=spec,
             source=source,
             warnings=tuple(spec.lint()),
-            reads_whole_event=any(
-                ref not in _HOT_PATH_SOURCES and not ref.startswith(("param:", "derived:"))
-                for ref in spec.source_refs()
+            reads_whole_event=reads_whole_event,
+            apply=_compile_function("apply", _applier_body(spec, None), namespace),
+            decoder=decoder,
+            apply_decoded=(
+                _not_compiled
+                if decoder is None
+                else _compile_function("apply_decoded", _applier_body(spec, decoder.attributes), namespace)
             ),
-            apply=_compile_function("apply", body, namespace),
             event_names={event_type: name for event_type, name in spec.events.items() if name},
         )
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import msgspec
+
 from segment_bridge.events import loads_exact
 from segment_bridge.track import TrackCall
 
@@ -71,43 +73,33 @@ class Refusal:
         }
 
 
-class Translation:
+class Translation(msgspec.Struct, frozen=True, gc=False, eq=False):
     """The result of translating one CloudEvent.
 
     Exactly one of ``track`` (translated) or ``refusal`` (refused) is set, or neither (acknowledged, e.g. the sink
     test event, with ``note`` saying why). ``event`` is the original element as decoded (or the raw text when it
-    was not JSON), kept for dead-letter records; on the fast path it is decoded from the original bytes only when
-    someone asks for it.
+    was not JSON), kept for dead-letter records; on the fast path it is decoded from the original bytes, ``raw``,
+    only when someone asks for it.
+
+    Built as ``Translation(outcome, event, event_id, event_type, track, refusal, note, raw=...)``.
     """
 
-    __slots__ = ("_event", "_raw", "event_id", "event_type", "note", "outcome", "refusal", "track")
-
-    def __init__(
-        self,
-        outcome: Outcome,
-        event: Any = None,
-        event_id: str | None = None,
-        event_type: str | None = None,
-        track: TrackCall | None = None,
-        refusal: Refusal | None = None,
-        note: str = "",
-        *,
-        raw: bytes | None = None,
-    ) -> None:
-        self.outcome = outcome
-        self._event = event
-        self._raw = raw
-        self.event_id = event_id
-        self.event_type = event_type
-        self.track = track
-        self.refusal = refusal
-        self.note = note
+    # A msgspec struct: one is made per event, and a struct is built in C rather than by a Python __init__.
+    outcome: Outcome
+    _event: Any = None
+    event_id: str | None = None
+    event_type: str | None = None
+    track: TrackCall | None = None
+    refusal: Refusal | None = None
+    note: str = ""
+    #: The original JSON bytes, when ``event`` is decoded from them on demand.
+    raw: bytes | None = None
 
     @property
     def event(self) -> Any:
         """The original CloudEvent (decoded JSON), or the raw text when it was not JSON."""
-        if self._event is None and self._raw is not None:
-            self._event = loads_exact(self._raw)
+        if self._event is None and self.raw is not None:
+            msgspec.structs.force_setattr(self, "_event", loads_exact(self.raw))
         return self._event
 
     def __repr__(self) -> str:

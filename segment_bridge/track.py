@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import orjson
 
 __all__ = [
@@ -53,8 +53,7 @@ def message_id_for(source: str, event_id: str, event_type: str, prefix: str) -> 
     return f"{prefix}:{hashlib.sha256(key).hexdigest()[:40]}"
 
 
-@dataclass(frozen=True, slots=True, init=False)
-class TrackCall:
+class TrackCall(msgspec.Struct, frozen=True, gc=False, eq=False):
     """One Segment ``track`` message, ready for ``batch[]``.
 
     Attributes:
@@ -69,26 +68,35 @@ class TrackCall:
             exact otherwise.
     """
 
-    message: dict[str, Any] = field(repr=False)
-    body: bytes = field(repr=False)
+    # A frozen msgspec struct rather than a frozen dataclass: it is made once per event, and a struct is built in C
+    # where a dataclass runs a Python __init__ that sets each field through object.__setattr__.
+    message: dict[str, Any]
+    body: bytes
     event_id: str
     event_type: str
-    _size: int = field(default=-1, init=False, repr=False, compare=False)
+    #: -1 until measured; see ``size``. Not part of the value: __eq__ leaves it out.
+    _size: int = -1
 
-    def __init__(self, message: dict[str, Any], body: bytes, event_id: str, event_type: str) -> None:
-        # Through the slots' own descriptors: the __init__ a frozen dataclass generates sets each field with
-        # object.__setattr__, which on the translation hot path costs more than building the message.
-        _set_message(self, message)
-        _set_body(self, body)
-        _set_event_id(self, event_id)
-        _set_event_type(self, event_type)
-        _set_size(self, -1)
+    def __repr__(self) -> str:
+        return f"TrackCall(event_id={self.event_id!r}, event_type={self.event_type!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TrackCall):
+            return NotImplemented
+        return (self.message, self.body, self.event_id, self.event_type) == (
+            other.message,
+            other.body,
+            other.event_id,
+            other.event_type,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # the message is a dict
 
     @property
     def size(self) -> int:
         """Bytes as sent (see the class docstring); measured on first use, since only batching needs it."""
         if self._size < 0:
-            object.__setattr__(self, "_size", _wire_size(self.message, self.body))
+            msgspec.structs.force_setattr(self, "_size", _wire_size(self.message, self.body))
         return self._size
 
     def within(self, limit: int) -> bool:
@@ -113,13 +121,6 @@ class TrackCall:
     def event(self) -> str:
         """The Segment event name, e.g. ``Call Answered``."""
         return str(self.message.get("event", ""))
-
-
-_set_message = TrackCall.__dict__["message"].__set__
-_set_body = TrackCall.__dict__["body"].__set__
-_set_event_id = TrackCall.__dict__["event_id"].__set__
-_set_event_type = TrackCall.__dict__["event_type"].__set__
-_set_size = TrackCall.__dict__["_size"].__set__
 
 
 def batch_growth(count: int, size: int, call: TrackCall, max_messages: int, max_bytes: int) -> int | None:

@@ -10,6 +10,7 @@ messages; :func:`check_track_message` refuses those here, before anything is sen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -25,7 +26,7 @@ from segment_bridge.events import (
     loads_exact,
     validation_error_path,
 )
-from segment_bridge.mapping import CompiledMapping, load_mapping
+from segment_bridge.mapping import Applier, CompiledMapping, load_mapping
 from segment_bridge.outcomes import Outcome, Refusal, RefusalReason, Translation
 from segment_bridge.track import MAX_MESSAGE_BYTES, MAX_MESSAGE_ID_LENGTH, TrackCall, message_id_for
 
@@ -59,17 +60,18 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _event_time(event: CallProgressEvent, params: dict[str, Any]) -> tuple[str | None, str]:
+def _event_time(event: Any, time_parameter: Any) -> tuple[str | None, str]:
     """Return ``(timestamp, problem)``: the event's own time, never the time of processing.
 
     The first of ``time``, ``data.timestamp`` and the RFC 2822 ``Timestamp`` parameter that is set wins.
     ``problem`` names the field whose value is not a timestamp; both are empty when the event has no time at all.
+    ``event`` is a :class:`CallProgressEvent` or what the typed decoder made of one.
     """
     if event.time:
         return _normalized_time("time", event.time, rfc2822=False)
     if event.data.timestamp:
         return _normalized_time("data.timestamp", event.data.timestamp, rfc2822=False)
-    value = params.get("Timestamp") or params.get("timestamp")
+    value = time_parameter
     if value:
         return _normalized_time("data.request.parameters.Timestamp", value, rfc2822=True)
     return None, ""
@@ -187,22 +189,32 @@ def _translate_supported(
     except ValidationError as error:
         path, text = validation_error_path(error)
         return _refuse(element, RefusalReason.INVALID_EVENT, f"{path}: {text}", "", event_id, event_type)
-    return _map(event, element, data, mapping, element, None)
+    return _map(event, mapping.apply, element, data, event.parameters, _time_parameter, mapping, element, None)
+
+
+def _time_parameter(params: dict[str, Any]) -> Any:
+    return params.get("Timestamp") or params.get("timestamp")
 
 
 def _map(
-    event: CallProgressEvent,
-    attributes: dict[str, Any],
-    data: dict[str, Any],
+    event: Any,
+    apply: Applier,
+    attributes: Any,
+    data: Any,
+    params: Any,
+    time_parameter: Callable[[Any], Any],
     mapping: CompiledMapping,
     element: Any,
     raw: bytes | None,
 ) -> Translation:
-    request = event.data.request
-    params = request.parameters if request is not None else {}
+    """Map a validated event: ``apply(attributes, data, params)`` is the mapping over the event's own form.
+
+    ``event`` is a :class:`CallProgressEvent` over decoded dicts, or the typed decoder's struct over its structs;
+    ``time_parameter(params)`` reads the ``Timestamp`` parameter of either.
+    """
     timestamp = event.time
     if not (timestamp and is_output_form(timestamp)):  # else the usual case: nothing to parse or normalize
-        timestamp, problem = _event_time(event, params)
+        timestamp, problem = _event_time(event, time_parameter(params))
         if timestamp is None:
             if problem:
                 return _refuse(element, RefusalReason.INVALID_EVENT, problem, "", event.id, event.type, raw)
@@ -215,7 +227,7 @@ def _map(
                 event.type,
                 raw,
             )
-    anonymous_id, user_id, properties = mapping.apply(attributes, data, params)
+    anonymous_id, user_id, properties = apply(attributes, data, params)
     event_id = event.id
     event_type = event.type
     name = mapping.event_names.get(event_type)
@@ -261,28 +273,22 @@ def _map(
     return Translation(Outcome.REFUSED, element, event_id, event_type, None, refusal, raw=raw)
 
 
-# The model's validator itself: BaseModel.model_validate_json is a Python wrapper that adds a call per event.
-_validate_json = CallProgressEvent.__pydantic_validator__.validate_json
-
-
 def _translate_fast(raw: bytes | str, mapping: CompiledMapping) -> Translation | None:
-    """Validate a single supported event straight from JSON; ``None`` sends the input down the general path."""
+    """Decode and validate a single supported event in one pass; ``None`` sends the input down the general path."""
+    decoder = mapping.decoder
+    if decoder is None:  # the mapping reads fields the typed decoder skips
+        return None
     try:
-        event: CallProgressEvent = _validate_json(raw)
-    except ValidationError:
+        event = decoder.decode(raw)
+    except Exception:  # whatever the typed decoder does not take, the general path judges
         return None
     if event.type not in _SUPPORTED:
         return None
+    data = event.data
+    request = data.request
+    params = request.parameters if request is not None else decoder.empty_parameters
     body = raw.encode() if isinstance(raw, str) else raw
-    if mapping.reads_whole_event:
-        element = loads_exact(body)
-        if not isinstance(element.get("data"), dict):
-            return None
-        return _map(event, element, element["data"], mapping, element, None)
-    # The mapping reads only the validated attributes and data fields (hot-path sources), and a pydantic model
-    # keeps exactly its fields in __dict__: the models' own dicts serve, with no copies. `data:eventSid` is found
-    # under its snake_case field name, as the mapping tolerates both spellings.
-    return _map(event, event.__dict__, event.data.__dict__, mapping, None, body)
+    return _map(event, mapping.apply_decoded, event, data, params, decoder.time_parameter, mapping, None, body)
 
 
 def translate_record(raw: str | bytes, mapping: CompiledMapping) -> list[Translation]:
