@@ -330,15 +330,32 @@ def _parameter_keys(spec: MappingSpec) -> set[str]:
     return keys
 
 
-def _first_present(refs: tuple[str, ...], target: str, fields: Mapping[str, str] | None) -> list[str]:
-    lines: list[str] = []
-    for index, ref in enumerate(refs):
-        if index == 0:
-            lines += _lookup(ref, target, fields)
-        else:
-            lines.append(f"if {_MISSING.format(target)}:")
-            lines += _indent(_lookup(ref, target, fields))
-    return lines
+def _alternatives(ref: str, target: str, fields: Mapping[str, str] | None) -> list[list[str]]:
+    """``_lookup``'s code split into the lookups to try in turn: a parameter's two spellings are two."""
+    kind, _, name = ref.partition(":")
+    if kind == "param" and _snake(name) != name:
+        return [[f"{target} = {_param(name, fields)}"], [f"{target} = {_param(_snake(name), fields)}"]]
+    return [_lookup(ref, target, fields)]
+
+
+def _store_first_present(alternatives: list[list[str]], target: str, store: str) -> list[str]:
+    """Code that runs ``store`` with the first present value of the ``alternatives``, if any.
+
+    A present value is usually a non-empty string, so one truth test settles the usual case; a falsy value is
+    absent only when it is None or "" (0 and False are values), and then the next alternative is tried.
+    """
+    first, *rest = alternatives
+    if not rest:
+        return [*first, f"if {_PRESENT.format(target)}:", f"    {store}"]
+    return [
+        *first,
+        f"if {target}:",
+        f"    {store}",
+        f"elif {target} is None or {target} == '':",
+        *_indent(_store_first_present(rest, target, store)),
+        "else:",
+        f"    {store}",
+    ]
 
 
 def _indent(lines: list[str]) -> list[str]:
@@ -367,8 +384,8 @@ def _applier_body(spec: MappingSpec, fields: Mapping[str, str] | None) -> list[s
             value = f"str({value})"
         if hashing and prop.pii == "phone":
             value = f"_hash({value})"
-        body += _first_present(prop.from_, "v", fields)
-        body.append(f"if {_PRESENT.format('v')}: result[{name!r}] = {value}")
+        alternatives = [lines for ref in prop.from_ for lines in _alternatives(ref, "v", fields)]
+        body += _store_first_present(alternatives, "v", f"result[{name!r}] = {value}")
     for target, refs in (("anonymous", spec.identity.anonymous_id), ("user", spec.identity.user_id)):
         body.append(f"{target} = None")
         for index, ref in enumerate(refs):

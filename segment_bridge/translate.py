@@ -231,19 +231,30 @@ def _map(
     event_id = event.id
     event_type = event.type
     name = mapping.event_names.get(event_type)
-    message: dict[str, Any] = {"type": "track"}
-    if name:
-        message["event"] = name
-    if user_id is not None:
-        message["userId"] = user_id
-    if anonymous_id is not None:
-        message["anonymousId"] = anonymous_id
-    message["properties"] = properties
-    message["timestamp"] = timestamp
-    # A fresh dict per message: callers own their messages and may change them.
-    message["context"] = {"library": {"name": _LIBRARY_NAME, "version": __version__}}
     message_id = message_id_for(event.source, event_id, event_type, mapping.spec.message_id_prefix)
-    message["messageId"] = message_id
+    # A fresh context per message: callers own their messages and may change them.
+    if name and user_id is None and anonymous_id is not None:  # the usual message, built in one go
+        message: dict[str, Any] = {
+            "type": "track",
+            "event": name,
+            "anonymousId": anonymous_id,
+            "properties": properties,
+            "timestamp": timestamp,
+            "context": {"library": {"name": _LIBRARY_NAME, "version": __version__}},
+            "messageId": message_id,
+        }
+    else:
+        message = {"type": "track"}
+        if name:
+            message["event"] = name
+        if user_id is not None:
+            message["userId"] = user_id
+        if anonymous_id is not None:
+            message["anonymousId"] = anonymous_id
+        message["properties"] = properties
+        message["timestamp"] = timestamp
+        message["context"] = {"library": {"name": _LIBRARY_NAME, "version": __version__}}
+        message["messageId"] = message_id
     try:
         body = orjson.dumps(message)
     except TypeError as error:  # orjson: an integer beyond 64 bits, which no JSON consumer downstream takes
