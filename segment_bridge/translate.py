@@ -295,6 +295,13 @@ def _translate_fast(raw: bytes | str, mapping: CompiledMapping) -> Translation |
         return None
     if event.type not in _SUPPORTED:
         return None
+    # msgspec checks UTF-8 only in the strings it decodes, not in those it skips (unread parameters, response...),
+    # where orjson, and so the general path, refuses it: such bytes are not JSON, and `event` could not decode them.
+    if isinstance(raw, bytes) and not raw.isascii():
+        try:
+            raw.decode()
+        except UnicodeDecodeError:
+            return None
     data = event.data
     request = data.request
     params = request.parameters if request is not None else decoder.empty_parameters

@@ -210,3 +210,53 @@ def test_the_customer_phone_is_read_alike_on_both_paths(
     (result,) = translate_record(json.dumps(event).encode(), MAPPINGS[name])
     assert took_fast_path(result)
     assert summary(result) == summary(translate_event(event, MAPPINGS[name]))
+
+
+@pytest.mark.parametrize("name", sorted(MAPPINGS))
+@pytest.mark.parametrize("junk", [b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xc0\xaf", b"\xf4\x90\x80\x80"])
+@pytest.mark.parametrize("where", ["unread parameter", "unread data field", "unknown attribute", "key"])
+def test_invalid_utf8_where_the_typed_decoder_skips_is_not_json_on_either_path(
+    name: str, junk: bytes, where: str
+) -> None:
+    # msgspec checks UTF-8 only in the strings it decodes; orjson refuses it anywhere, so the general path answers
+    # invalid_json, and a translation made from such bytes could not decode its own `event`.
+    event: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": "VW1",
+        "source": "s",
+        "type": SUPPORTED_TYPES[0],
+        "time": "2026-01-01T00:00:03.000Z",
+        "datacontenttype": "application/json",
+        "data": {
+            "sid": "CA1",
+            "response": {"responseBody": "body"},
+            "request": {"parameters": {"CallSid": "CA1", "Unread": "value"}},
+        },
+    }
+    text = json.dumps(event).encode()
+    old, new = {
+        "unread parameter": (b'"value"', b'"val' + junk + b'ue"'),
+        "unread data field": (b'"body"', b'"bo' + junk + b'dy"'),
+        "unknown attribute": (b'"application/json"', b'"application/' + junk + b'json"'),
+        "key": (b'"Unread"', b'"Un' + junk + b'read"'),
+    }[where]
+    raw = text.replace(old, new)
+    (result,) = translate_record(raw, MAPPINGS[name])
+    assert result.refusal is not None
+    assert result.refusal.reason == "invalid_json"
+    assert isinstance(result.event, str)
+
+
+def test_valid_utf8_beyond_ascii_still_takes_the_fast_path() -> None:
+    event = {
+        "specversion": "1.0",
+        "id": "VW1",
+        "source": "s",
+        "type": SUPPORTED_TYPES[0],
+        "time": "2026-01-01T00:00:03.000Z",
+        "data": {"sid": "CA1", "request": {"parameters": {"CallerName": "Zoë 😀", "Unread": "é"}}},
+    }
+    raw = json.dumps(event, ensure_ascii=False).encode()
+    (result,) = translate_record(raw, MAPPINGS["default"])
+    assert took_fast_path(result)
+    assert summary(result) == summary(translate_event(event, MAPPINGS["default"]))
