@@ -102,6 +102,10 @@ class Translation(msgspec.Struct, frozen=True, gc=False, eq=False):
             msgspec.structs.force_setattr(self, "_event", loads_exact(self.raw))
         return self._event
 
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        # msgspec's own would show the event and its raw bytes: only what __repr__ shows.
+        return [("outcome", self.outcome), ("event_type", self.event_type), ("event_id", self.event_id)]
+
     def __repr__(self) -> str:
         detail = self.refusal.reason if self.refusal is not None else (self.note or "")
         return f"Translation({self.outcome}, {self.event_type!r}, {self.event_id!r}{', ' if detail else ''}{detail})"

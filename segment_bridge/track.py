@@ -80,6 +80,10 @@ class TrackCall(msgspec.Struct, frozen=True, gc=False, eq=False):
     def __repr__(self) -> str:
         return f"TrackCall(event_id={self.event_id!r}, event_type={self.event_type!r})"
 
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        # msgspec's own would show the message and body, which hold phone numbers: only the ids, as __repr__.
+        return [("event_id", self.event_id), ("event_type", self.event_type)]
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, TrackCall):
             return NotImplemented

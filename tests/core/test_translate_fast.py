@@ -260,3 +260,12 @@ def test_valid_utf8_beyond_ascii_still_takes_the_fast_path() -> None:
     (result,) = translate_record(raw, MAPPINGS["default"])
     assert took_fast_path(result)
     assert summary(result) == summary(translate_event(event, MAPPINGS["default"]))
+
+
+def test_rich_reprs_show_ids_only() -> None:
+    (result,) = translate_record(event_bytes("real_inbound_answered.json"), MAPPINGS["default"])
+    assert result.track is not None
+    for value in (result, result.track):
+        shown = repr(list(value.__rich_repr__()))
+        assert "VW" in shown
+        assert "+1" not in shown and "properties" not in shown
