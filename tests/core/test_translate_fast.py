@@ -65,6 +65,19 @@ def took_fast_path(translation: Translation) -> bool:
     return translation._event is None and translation.raw is not None
 
 
+def call_event(parameters: dict[str, Any], **attributes: Any) -> dict[str, Any]:
+    """A valid supported event with these callback parameters (and extra attributes)."""
+    return {
+        "specversion": "1.0",
+        "id": "VW1",
+        "source": "s",
+        "type": SUPPORTED_TYPES[0],
+        "time": "2026-01-01T00:00:03.000Z",
+        **attributes,
+        "data": {"sid": "CA1", "request": {"parameters": parameters}},
+    }
+
+
 scalars = st.one_of(
     st.none(),
     st.booleans(),
@@ -199,14 +212,7 @@ def test_the_customer_phone_is_read_alike_on_both_paths(
     name: str, direction_key: str, direction: str, phones: dict[str, str]
 ) -> None:
     # Every branch of customer_phone(), which the typed path compiles inline.
-    event = {
-        "specversion": "1.0",
-        "id": "VW1",
-        "source": "s",
-        "type": SUPPORTED_TYPES[0],
-        "time": "2026-01-01T00:00:03.000Z",
-        "data": {"sid": "CA1", "request": {"parameters": {direction_key: direction, **phones}}},
-    }
+    event = call_event({direction_key: direction, **phones})
     (result,) = translate_record(json.dumps(event).encode(), MAPPINGS[name])
     assert took_fast_path(result)
     assert summary(result) == summary(translate_event(event, MAPPINGS[name]))
@@ -220,19 +226,8 @@ def test_invalid_utf8_where_the_typed_decoder_skips_is_not_json_on_either_path(
 ) -> None:
     # msgspec checks UTF-8 only in the strings it decodes; orjson refuses it anywhere, so the general path answers
     # invalid_json, and a translation made from such bytes could not decode its own `event`.
-    event: dict[str, Any] = {
-        "specversion": "1.0",
-        "id": "VW1",
-        "source": "s",
-        "type": SUPPORTED_TYPES[0],
-        "time": "2026-01-01T00:00:03.000Z",
-        "datacontenttype": "application/json",
-        "data": {
-            "sid": "CA1",
-            "response": {"responseBody": "body"},
-            "request": {"parameters": {"CallSid": "CA1", "Unread": "value"}},
-        },
-    }
+    event = call_event({"CallSid": "CA1", "Unread": "value"}, datacontenttype="application/json")
+    event["data"]["response"] = {"responseBody": "body"}
     text = json.dumps(event).encode()
     old, new = {
         "unread parameter": (b'"value"', b'"val' + junk + b'ue"'),
@@ -248,14 +243,7 @@ def test_invalid_utf8_where_the_typed_decoder_skips_is_not_json_on_either_path(
 
 
 def test_valid_utf8_beyond_ascii_still_takes_the_fast_path() -> None:
-    event = {
-        "specversion": "1.0",
-        "id": "VW1",
-        "source": "s",
-        "type": SUPPORTED_TYPES[0],
-        "time": "2026-01-01T00:00:03.000Z",
-        "data": {"sid": "CA1", "request": {"parameters": {"CallerName": "Zoë 😀", "Unread": "é"}}},
-    }
+    event = call_event({"CallerName": "Zoë 😀", "Unread": "é"})
     raw = json.dumps(event, ensure_ascii=False).encode()
     (result,) = translate_record(raw, MAPPINGS["default"])
     assert took_fast_path(result)
