@@ -226,16 +226,6 @@ def _dig(node: Any, steps: tuple[tuple[str, ...], ...]) -> Any:
     return node
 
 
-def customer_phone(params: Mapping[str, Any]) -> Any:
-    """The customer's number: ``From`` on inbound calls, ``To`` on outbound ones, else ``None``."""
-    direction = str(params.get("Direction") or params.get("direction") or "")
-    if direction.startswith("outbound") or direction == "trunking-originating":
-        return params.get("To") or params.get("to")
-    if direction.startswith("inbound") or direction == "trunking-terminating":
-        return params.get("From") or params.get("from")
-    return None
-
-
 @functools.lru_cache(maxsize=64)
 def _schema_version(dataschema: str) -> int | None:
     # Cached: a stream carries a handful of distinct dataschema URLs, and parsing one costs more than looking it up.
@@ -294,15 +284,14 @@ def _lookup(ref: str, target: str, fields: Mapping[str, str] | None = None) -> l
     if kind == "event":
         return [f"{target} = event.get({name!r})" if fields is None else f"{target} = event.{name}"]
     if name == "customer_phone":
-        if fields is None:
-            return [f"{target} = _customer_phone(params)"]
-        # customer_phone(), over the struct's attributes.
+        # The customer's number: From on inbound calls, To on outbound ones (either spelling), else None.
+        direction, inbound, outbound = (" or ".join(_param(key, fields) for key in pair) for pair in _PHONE_KEYS)
         return [
-            f"d = str({_param('Direction', fields)} or {_param('direction', fields)} or '')",
+            f"d = str({direction} or '')",
             "if d.startswith('outbound') or d == 'trunking-originating':",
-            f"    {target} = {_param('To', fields)} or {_param('to', fields)}",
+            f"    {target} = {outbound}",
             "elif d.startswith('inbound') or d == 'trunking-terminating':",
-            f"    {target} = {_param('From', fields)} or {_param('from', fields)}",
+            f"    {target} = {inbound}",
             "else:",
             f"    {target} = None",
         ]
@@ -314,8 +303,8 @@ def _param(key: str, fields: Mapping[str, str] | None) -> str:
     return f"get({key!r})" if fields is None else f"params.{fields[key]}"
 
 
-#: The parameter keys customer_phone() reads.
-_CUSTOMER_PHONE_KEYS = ("Direction", "direction", "To", "to", "From", "from")
+#: The parameter keys derived:customer_phone reads: the direction, the inbound and the outbound number.
+_PHONE_KEYS = (("Direction", "direction"), ("From", "from"), ("To", "to"))
 
 
 def _parameter_keys(spec: MappingSpec) -> set[str]:
@@ -326,7 +315,7 @@ def _parameter_keys(spec: MappingSpec) -> set[str]:
         if kind == "param":
             keys.update((name, _snake(name)))
         elif ref == "derived:customer_phone":
-            keys.update(_CUSTOMER_PHONE_KEYS)
+            keys.update(key for pair in _PHONE_KEYS for key in pair)
     return keys
 
 
@@ -442,7 +431,6 @@ class CompiledMapping:
 
         namespace: dict[str, Any] = {
             "_dig": _dig,
-            "_customer_phone": customer_phone,
             "_schema_version": _schema_version,
             "_to_int": _to_int,
             "_hash": hash_value,

@@ -181,6 +181,23 @@ def test_compiled_mapping_follows_the_rules(
     assert compiled.identity(event, data, params) == expected[:2]
 
 
+@pytest.mark.parametrize("spec", [DEFAULT, MIXED], ids=["default", "mixed"])
+@pytest.mark.parametrize("direction_key", ["Direction", "direction"])
+@pytest.mark.parametrize(
+    "direction", ["inbound", "outbound-api", "outbound-dial", "trunking-originating", "trunking-terminating", "", "x"]
+)
+@pytest.mark.parametrize(
+    "phones", [{"From": "+1", "To": "+2"}, {"from": "+1", "to": "+2"}, {"To": "+2"}, {"From": "", "from": "+1"}]
+)
+def test_every_branch_of_the_customer_phone_rule(
+    spec: MappingSpec, direction_key: str, direction: str, phones: dict[str, str]
+) -> None:
+    # The compiled code holds the rule inline; random parameters rarely reach each direction with each number.
+    compiled = CompiledMapping.compile(spec, hash_key=KEY)
+    params = {direction_key: direction, **phones}
+    assert repr(compiled.apply({}, {"sid": "CA1"}, params)) == repr(reference(spec, {}, {"sid": "CA1"}, params))
+
+
 @pytest.mark.parametrize(
     "value",
     ["0", "007", "9" * 18, "9" * 19, str(2**63 - 1), str(2**63), str(-(2**63)), str(-(2**63) - 1), " 5", "5 ", "-0",

@@ -211,7 +211,7 @@ def test_a_mapping_that_reads_beyond_the_typed_decoder_has_none() -> None:
 def test_the_customer_phone_is_read_alike_on_both_paths(
     name: str, direction_key: str, direction: str, phones: dict[str, str]
 ) -> None:
-    # Every branch of customer_phone(), which the typed path compiles inline.
+    # Every branch of the customer-phone rule, which both compiled functions hold inline.
     event = call_event({direction_key: direction, **phones})
     (result,) = translate_record(json.dumps(event).encode(), MAPPINGS[name])
     assert took_fast_path(result)
