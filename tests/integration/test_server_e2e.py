@@ -202,6 +202,12 @@ def test_workers_log_each_request_like_a_single_process() -> None:
     assert re.search(r' INFO segment_bridge\.server \{"event":"request","status":200', log), log
 
 
+def serve_at_start(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``serve --dry-run`` with ``args`` where it is expected to stop at start, before it listens."""
+    command = [sys.executable, "-m", "segment_bridge", "serve", "--port", "0", "--dry-run", *args]
+    return subprocess.run(command, env=base_env(), capture_output=True, text=True, timeout=30, check=False)
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
@@ -211,28 +217,14 @@ def test_workers_log_each_request_like_a_single_process() -> None:
     ],
 )
 def test_dead_letter_file_problems_are_one_line_and_exit_2(args: list[str], expected: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "segment_bridge", "serve", "--port", "0", "--dry-run", "--insecure-no-signature", *args],
-        env=base_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = serve_at_start(["--insecure-no-signature", *args])
     assert result.returncode == 2
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_missing_auth_token_is_one_line_and_exit_2() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "segment_bridge", "serve", "--port", "0", "--dry-run", "--public-url", PUBLIC_URL],
-        env=base_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = serve_at_start(["--public-url", PUBLIC_URL])
     assert result.returncode == 2
     assert "TWILIO_AUTH_TOKEN" in result.stderr
     assert "Traceback" not in result.stderr
