@@ -208,13 +208,13 @@ class ServerConfig:
         """Raise :class:`ConfigurationError` unless signatures can be checked or checking is explicitly off."""
         if self.insecure_no_signature:
             return
+        if self.secondary_auth_token is not None and self.auth_token is None:
+            raise ConfigurationError("TWILIO_SECONDARY_AUTH_TOKEN is set without TWILIO_AUTH_TOKEN: set both")
         if self.auth_token is None and not self.shared_keys:
             raise ConfigurationError(
                 "TWILIO_AUTH_TOKEN (or shared keys, SEGMENT_BRIDGE_SHARED_KEYS) is required to verify "
                 "X-Twilio-Signature (or pass --insecure-no-signature for local testing)"
             )
-        if self.secondary_auth_token is not None and self.auth_token is None:
-            raise ConfigurationError("TWILIO_SECONDARY_AUTH_TOKEN is set without TWILIO_AUTH_TOKEN: set both")
         if self.public_url is None:
             raise ConfigurationError(
                 "the public sink URL is required to verify X-Twilio-Signature: pass --public-url "
