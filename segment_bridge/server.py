@@ -2,7 +2,8 @@
 
 ``create_app(settings)`` returns the app; ``segment-bridge serve`` runs it under uvicorn. Routes:
 
-* ``POST /events``: verify ``X-Twilio-Signature``, translate, deliver to Segment, then answer Twilio;
+* ``POST /events`` (and ``POST`` at the public URL's path, exactly; never a redirect): verify
+  ``X-Twilio-Signature``, translate, deliver to Segment, then answer Twilio;
 * ``GET /healthz``: liveness, plus whether Segment answered recently;
 * ``GET /metrics``: Prometheus text (a registry of the app's own, so several apps can live in one process).
 
@@ -15,6 +16,7 @@
        or refused by Segment *alone* as too large and recorded in the dead-letter file
 400    the body is not JSON or holds no CloudEvent (recorded in the dead-letter file, truncated)
 403    missing or bad signature: nothing is processed
+404    a path not served (the body names the one to post to)
 413    body over the size limit
 429    the bridge is over its own concurrency limit
 503    Segment did not accept every event within the delivery budget, or rejected a batch (401, 403, 404, a
@@ -1361,8 +1363,9 @@ def create_app(
         environ: environment for ``config`` when it is omitted; ``os.environ`` by default.
 
     Returns:
-        A Starlette app with ``POST /events``, ``GET /healthz`` and ``GET /metrics``. Its lifespan starts the
-        batcher and, at shutdown, posts what is pending and waits for batches in flight.
+        A Starlette app with ``POST /events`` (and at the public URL's path), ``GET /healthz`` and
+        ``GET /metrics``. Its lifespan starts the batcher and, at shutdown, posts what is pending and waits for
+        batches in flight.
 
     Raises:
         MissingExtraError: the ``[server]`` extra is not installed.
