@@ -476,3 +476,33 @@ def test_real_serve_with_file_options_shared_keys_rotation_and_a_trailing_slash(
     for secret in SECRETS:
         assert secret not in log
         assert all(secret not in response.text for response in answers.values())
+
+
+def test_worker_processes_get_the_secret_file_paths_never_the_secrets(tmp_path: Path) -> None:
+    """``--workers N`` passes options to each worker as JSON: the file paths travel, the secrets are read there."""
+    import argparse
+
+    from segment_bridge.server import _config_from_args, _worker_options, add_serve_arguments
+
+    (tmp_path / "token").write_text(f"{TOKEN}\n")
+    (tmp_path / "secondary").write_text(f"{SECONDARY}\n")
+    (tmp_path / "keys").write_text(f"{KEY_ID}:{SHARED_SECRET}\n")
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser)
+    args = parser.parse_args(
+        [
+            *("--public-url", PUBLIC_URL, "--dry-run", "--no-dead-letter", "--workers", "2"),
+            *("--auth-token-file", str(tmp_path / "token")),
+            *("--secondary-auth-token-file", str(tmp_path / "secondary")),
+            *("--shared-keys-file", str(tmp_path / "keys")),
+        ]
+    )
+    _, config = _config_from_args(args, {})
+    options = _worker_options(args, config)
+    for secret in SECRETS:
+        assert secret not in options
+    _, in_worker = _config_from_args(argparse.Namespace(**orjson.loads(options)), {})
+    assert in_worker.auth_token == config.auth_token
+    assert in_worker.secondary_auth_token == config.secondary_auth_token
+    assert in_worker.shared_keys == config.shared_keys
+    assert [key for key, _ in in_worker.shared_keys] == [KEY_ID]
