@@ -1419,8 +1419,9 @@ examples:
 Refused events (deprecated or unknown types, malformed events) are answered 200 once they are in the dead-letter
 file, ./segment-bridge-refused.jsonl unless --dead-letter names another; `segment-bridge replay` reads it back.
 
-Twilio's webhook sink posts to POST /events. Answers: 200 once every event is delivered, acknowledged or
-refused and recorded; 503/429 when Twilio should retry; 400/403/413 for requests to drop. See docs/webhook.md.
+Twilio's webhook sink posts to POST /events or the path of --public-url. Answers: 200 once every event is
+delivered, acknowledged or refused and recorded; 503/429 when Twilio should retry; 400/403/404/413 for requests to
+drop. See docs/webhook.md.
 
 environment: TWILIO_AUTH_TOKEN (or TWILIO_AUTH_TOKEN_FILE), SEGMENT_WRITE_KEY (or SEGMENT_WRITE_KEY_FILE),
 SEGMENT_BRIDGE_PUBLIC_URL, SEGMENT_HOST, SEGMENT_REGION, SEGMENT_BRIDGE_MAPPING, SEGMENT_BRIDGE_HASH_KEY;
