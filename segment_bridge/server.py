@@ -2,7 +2,8 @@
 
 ``create_app(settings)`` returns the app; ``segment-bridge serve`` runs it under uvicorn. Routes:
 
-* ``POST /events``: verify ``X-Twilio-Signature``, translate, deliver to Segment, then answer Twilio;
+* ``POST /events`` (and ``POST`` at the public URL's path, exactly; never a redirect): verify
+  ``X-Twilio-Signature``, translate, deliver to Segment, then answer Twilio;
 * ``GET /healthz``: liveness, plus whether Segment answered recently;
 * ``GET /metrics``: Prometheus text (a registry of the app's own, so several apps can live in one process).
 
@@ -15,6 +16,7 @@
        or refused by Segment *alone* as too large and recorded in the dead-letter file
 400    the body is not JSON or holds no CloudEvent (recorded in the dead-letter file, truncated)
 403    missing or bad signature: nothing is processed
+404    a path not served (the body names the one to post to)
 413    body over the size limit
 429    the bridge is over its own concurrency limit
 503    Segment did not accept every event within the delivery budget, or rejected a batch (401, 403, 404, a
@@ -74,6 +76,7 @@ if TYPE_CHECKING:
     from segment_bridge.delivery import BatchResult, RetryPolicy, Transport
     from segment_bridge.mapping import CompiledMapping
     from segment_bridge.settings import Settings
+    from segment_bridge.signature import SigningSecrets
 
 __all__ = [
     "DEFAULT_DELIVERY_BUDGET",
@@ -132,6 +135,11 @@ class ServerConfig:
             Basic-auth user-info (``https://user:password@host/...``) is dropped here: Twilio signs the URL
             without it, so the password is never needed and never kept (nor in ``repr`` or worker options).
         auth_token: the Primary Auth Token of the account owning the sink (``TWILIO_AUTH_TOKEN``); masked.
+        secondary_auth_token: a second Auth Token accepted as well, while rotating (``TWILIO_SECONDARY_AUTH_TOKEN``);
+            masked.
+        shared_keys: ``(key id, secret)`` pairs for requests signed with a shared key (Twilio's Webhooks
+            configuration), which name the key id in ``X-Twilio-Webhooks-Signature-Settings``
+            (``SEGMENT_BRIDGE_SHARED_KEYS``); a mapping is accepted too. Not in the repr.
         insecure_no_signature: accept unsigned requests (local testing only; logged loudly at start).
         max_body_size: bytes; larger bodies get 413.
         delivery_budget: seconds per request for delivery, retries included, before answering 503.
@@ -151,6 +159,8 @@ class ServerConfig:
 
     public_url: str | None = None
     auth_token: SecretStr | None = field(default=None, repr=False)
+    secondary_auth_token: SecretStr | None = field(default=None, repr=False)
+    shared_keys: tuple[tuple[str, SecretStr], ...] = field(default=(), repr=False)
     insecure_no_signature: bool = False
     max_body_size: int = DEFAULT_MAX_BODY_SIZE
     delivery_budget: float = DEFAULT_DELIVERY_BUDGET
@@ -179,15 +189,33 @@ class ServerConfig:
         if self.public_url is not None:
             _check_public_url(self.public_url)
             object.__setattr__(self, "public_url", _without_user_info(self.public_url))
+        for name in ("auth_token", "secondary_auth_token"):
+            if isinstance(getattr(self, name), str):
+                object.__setattr__(self, name, SecretStr(getattr(self, name)))
+        keys = self.shared_keys.items() if isinstance(self.shared_keys, Mapping) else self.shared_keys
+        object.__setattr__(
+            self,
+            "shared_keys",
+            tuple((key_id, secret if isinstance(secret, SecretStr) else SecretStr(secret)) for key_id, secret in keys),
+        )
+
+    def signing_secrets(self) -> SigningSecrets:
+        """The secrets requests may be signed with: the Auth Token(s), primary first, and the shared keys."""
+        from segment_bridge.signature import SigningSecrets
+
+        tokens = [token.get_secret_value() for token in (self.auth_token, self.secondary_auth_token) if token]
+        return SigningSecrets(tokens, {key_id: secret.get_secret_value() for key_id, secret in self.shared_keys})
 
     def check_security(self) -> None:
         """Raise :class:`ConfigurationError` unless signatures can be checked or checking is explicitly off."""
         if self.insecure_no_signature:
             return
-        if self.auth_token is None:
+        if self.secondary_auth_token is not None and self.auth_token is None:
+            raise ConfigurationError("TWILIO_SECONDARY_AUTH_TOKEN is set without TWILIO_AUTH_TOKEN: set both")
+        if self.auth_token is None and not self.shared_keys:
             raise ConfigurationError(
-                "TWILIO_AUTH_TOKEN is required to verify X-Twilio-Signature "
-                "(or pass --insecure-no-signature for local testing)"
+                "TWILIO_AUTH_TOKEN (or shared keys, SEGMENT_BRIDGE_SHARED_KEYS) is required to verify "
+                "X-Twilio-Signature (or pass --insecure-no-signature for local testing)"
             )
         if self.public_url is None:
             raise ConfigurationError(
@@ -199,23 +227,37 @@ class ServerConfig:
     def from_env(cls, environ: Mapping[str, str], **explicit: Any) -> ServerConfig:
         """Build the config from explicit values (``None`` means unset) first, then ``environ``.
 
-        Reads ``TWILIO_AUTH_TOKEN`` (or ``TWILIO_AUTH_TOKEN_FILE``), ``SEGMENT_BRIDGE_PUBLIC_URL``,
-        and ``SEGMENT_BRIDGE_HASH_KEY``. Signature checking is turned off only by an explicit
-        ``insecure_no_signature=True`` (the ``--insecure-no-signature`` flag), never by the environment: a variable
-        inherited from a ``.env`` file or a CI job would disable it silently.
+        Reads ``TWILIO_AUTH_TOKEN`` and ``TWILIO_SECONDARY_AUTH_TOKEN`` (each or its ``_FILE``),
+        ``SEGMENT_BRIDGE_SHARED_KEYS`` (or ``_FILE``), ``SEGMENT_BRIDGE_PUBLIC_URL``, and ``SEGMENT_BRIDGE_HASH_KEY``.
+        The explicit ``auth_token_file``, ``secondary_auth_token_file`` and ``shared_keys_file`` (the ``--...-file``
+        options) win over the environment; ``shared_keys`` may be given as ``KEY_ID:SECRET,...`` text.
+
+        Signature checking is turned off only by an explicit ``insecure_no_signature=True`` (the
+        ``--insecure-no-signature`` flag), never by the environment: a variable inherited from a ``.env`` file or a
+        CI job would disable it silently.
 
         Raises:
             ConfigurationError: a value is invalid or a secret file unreadable (never echoing a secret).
         """
+        from segment_bridge.settings import parse_shared_keys, secret_setting, shared_keys_setting
+
         values = {key: value for key, value in explicit.items() if value is not None}
         if "public_url" not in values and environ.get("SEGMENT_BRIDGE_PUBLIC_URL"):
             values["public_url"] = environ["SEGMENT_BRIDGE_PUBLIC_URL"].strip()
-        if "auth_token" not in values:
-            token = _secret_from_env(environ, "TWILIO_AUTH_TOKEN")
-            if token is not None:
-                values["auth_token"] = token
-        elif isinstance(values["auth_token"], str):
-            values["auth_token"] = SecretStr(values["auth_token"])
+        for name, variable in (
+            ("auth_token", "TWILIO_AUTH_TOKEN"),
+            ("secondary_auth_token", "TWILIO_SECONDARY_AUTH_TOKEN"),
+        ):
+            file = values.pop(f"{name}_file", None)
+            if name not in values:
+                token = secret_setting(environ, variable, file=file)
+                if token is not None:
+                    values[name] = token
+        keys_file = values.pop("shared_keys_file", None)
+        if "shared_keys" not in values:
+            values["shared_keys"] = shared_keys_setting(environ, file=keys_file)
+        elif isinstance(values["shared_keys"], str):
+            values["shared_keys"] = parse_shared_keys(values["shared_keys"], "the shared keys argument")
         if "hash_key" not in values and environ.get("SEGMENT_BRIDGE_HASH_KEY"):
             values["hash_key"] = SecretStr(environ["SEGMENT_BRIDGE_HASH_KEY"])
         for key in ("dead_letter", "out"):
@@ -242,18 +284,6 @@ def _without_user_info(url: str) -> str:
     if "@" not in authority:
         return url
     return f"{scheme}{sep}{authority.rpartition('@')[2]}{rest[authority_end:]}"
-
-
-def _secret_from_env(environ: Mapping[str, str], name: str) -> SecretStr | None:
-    value = environ.get(name, "").strip()
-    path = environ.get(f"{name}_FILE", "").strip()
-    if value and path:
-        raise ConfigurationError(f"set {name} or {name}_FILE, not both")
-    if path:
-        from segment_bridge.settings import read_secret_file
-
-        value = read_secret_file(path, f"{name}_FILE")
-    return SecretStr(value) if value else None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -804,9 +834,10 @@ class _Bridge:
 
         config.check_security()
         self.config = config
-        self._signing: tuple[str, SecretStr] | None = None
-        if not config.insecure_no_signature and config.public_url is not None and config.auth_token is not None:
-            self._signing = (config.public_url, config.auth_token)
+        self._signing: tuple[str, SigningSecrets] | None = None
+        secrets = config.signing_secrets()
+        if not config.insecure_no_signature and config.public_url is not None and secrets:
+            self._signing = (config.public_url, secrets)
         self.settings = settings
         hash_key = config.hash_key.get_secret_value().encode() if config.hash_key is not None else None
         self.mapping = mapping if mapping is not None else load_mapping(settings.mapping, hash_key=hash_key)
@@ -831,6 +862,8 @@ class _Bridge:
         self._deadlines = _Deadlines()
         self.active = 0
         self.closing = False
+        #: The paths POST events are served at (set by create_app); the last is the public URL's.
+        self.event_paths = ["/events"]
 
     # ----- lifecycle
 
@@ -996,14 +1029,21 @@ class _Bridge:
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _check_signature(self, request: Request, body: bytes) -> str | None:
-        from segment_bridge.signature import SIGNATURE_HEADER, SignatureCheckFailed, signed_url, verify
+        from segment_bridge.signature import (
+            SIGNATURE_HEADER,
+            SIGNATURE_SETTINGS_HEADER,
+            SignatureCheckFailed,
+            signed_url,
+            verify,
+        )
 
         if self._signing is None:
             return None
-        public_url, token = self._signing
+        public_url, secrets = self._signing
         url = signed_url(public_url, request.scope.get("query_string", b""))
+        headers = request.headers
         try:
-            verify(url, body, request.headers.get(SIGNATURE_HEADER), token.get_secret_value())
+            verify(url, body, headers.get(SIGNATURE_HEADER), secrets, headers.get(SIGNATURE_SETTINGS_HEADER))
         except SignatureCheckFailed as error:
             return str(error.check)
         return None
@@ -1017,6 +1057,9 @@ class _Bridge:
         return await asyncio.get_running_loop().run_in_executor(None, translate_record, body, self.mapping)
 
     async def _malformed(self, started: float, body: bytes, translations: list[Translation]) -> Response:
+        if _is_empty_array(body):
+            # Nothing to deliver is a success: Twilio counts a 4xx as a failure of the sink, and no event is lost.
+            return self._finish(started, 200, {"events": []}, log={"events": 0})
         first = translations[0].refusal if translations and translations[0].refusal is not None else None
         reason = first.reason if first is not None else RefusalReason.INVALID_EVENT
         message = first.message if first is not None else "no CloudEvent in the body"
@@ -1173,6 +1216,22 @@ class _Bridge:
             logger.log(level, _line("request", status=status, ms=round(elapsed * 1000, 1), **(log or {})))
         return Response(orjson.dumps(payload), status_code=status, headers=headers, media_type="application/json")
 
+    async def not_found(self, request: Request, _exc: Exception) -> Response:
+        """404 for any path not served; a ``POST`` is answered with the path the sink must post to, and logged."""
+        from starlette.responses import Response
+
+        configured = self.event_paths[-1]
+        others = [path for path in self.event_paths if path != configured]
+        where = f"{configured} (the path of --public-url)" if self.config.public_url is not None else configured
+        payload = {
+            "error": "not_found",
+            "message": f"no webhook at this path: post events to {where}" + "".join(f" or {p}" for p in others),
+        }
+        if request.method != "POST":
+            return Response(orjson.dumps(payload), 404, media_type="application/json")
+        # A sink pointed at the wrong path loses every event (Twilio drops a 404): the operator must see it.
+        return self._finish(time.monotonic(), 404, payload, log={"path": request.url.path[:200]})
+
     async def healthz(self, request: Request) -> Response:
         from starlette.responses import Response
 
@@ -1223,6 +1282,33 @@ def _event_of(translations: list[Translation], call: TrackCall) -> Any:
         if translation.track is call:
             return translation.event
     return None
+
+
+_JSON_WHITESPACE = b" \t\n\r"
+
+
+def _is_empty_array(body: bytes) -> bool:
+    """Whether the body is the JSON ``[]`` (with any JSON whitespace), and nothing else."""
+    stripped = body.strip(_JSON_WHITESPACE)
+    return stripped[:1] == b"[" and stripped[-1:] == b"]" and not stripped[1:-1].strip(_JSON_WHITESPACE)
+
+
+def _event_paths(public_url: str | None) -> list[str]:
+    """The paths ``POST`` events are served at: ``/events`` and the path of the public URL, each exactly as given.
+
+    A sink whose destination ends in ``/events/`` is served there, not redirected: Twilio does not follow a redirect
+    as a delivery, and one to ``http://`` would downgrade the scheme behind a TLS proxy.
+    """
+    from urllib.parse import unquote, urlsplit
+
+    paths = ["/events"]
+    if public_url is not None:
+        # Routes match the decoded path; an empty path is the root, which is what Twilio's request line carries.
+        path = unquote(urlsplit(public_url).path) or "/"
+        if "{" in path or "}" in path:
+            raise ConfigurationError("the path of the public URL must not contain '{' or '}'")
+        paths.append(path)
+    return list(dict.fromkeys(paths))
 
 
 def _is_cloud_event_like(element: Any) -> bool:
@@ -1277,8 +1363,9 @@ def create_app(
         environ: environment for ``config`` when it is omitted; ``os.environ`` by default.
 
     Returns:
-        A Starlette app with ``POST /events``, ``GET /healthz`` and ``GET /metrics``. Its lifespan starts the
-        batcher and, at shutdown, posts what is pending and waits for batches in flight.
+        A Starlette app with ``POST /events`` (and at the public URL's path), ``GET /healthz`` and
+        ``GET /metrics``. Its lifespan starts the batcher and, at shutdown, posts what is pending and waits for
+        batches in flight.
 
     Raises:
         MissingExtraError: the ``[server]`` extra is not installed.
@@ -1293,6 +1380,7 @@ def create_app(
     if config is None:
         config = ServerConfig.from_env(os.environ if environ is None else environ)
     bridge = _Bridge(settings, config, transport=transport, mapping=mapping, policy=policy)
+    bridge.event_paths = _event_paths(config.public_url)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -1304,12 +1392,15 @@ def create_app(
 
     app = Starlette(
         routes=[
-            Route("/events", bridge.events, methods=["POST"]),
+            *(Route(path, bridge.events, methods=["POST"]) for path in bridge.event_paths),
             Route("/healthz", bridge.healthz, methods=["GET"]),
             Route("/metrics", bridge.metrics_endpoint, methods=["GET"]),
         ],
+        exception_handlers={404: bridge.not_found},
         lifespan=lifespan,
     )
+    # Never a redirect (Starlette's default for a trailing slash): Twilio would count it as a failed delivery.
+    app.router.redirect_slashes = False
     app.state.bridge = bridge
     return app
 
@@ -1328,11 +1419,13 @@ examples:
 Refused events (deprecated or unknown types, malformed events) are answered 200 once they are in the dead-letter
 file, ./segment-bridge-refused.jsonl unless --dead-letter names another; `segment-bridge replay` reads it back.
 
-Twilio's webhook sink posts to POST /events. Answers: 200 once every event is delivered, acknowledged or
-refused and recorded; 503/429 when Twilio should retry; 400/403/413 for requests to drop. See docs/webhook.md.
+Twilio's webhook sink posts to POST /events or the path of --public-url. Answers: 200 once every event is
+delivered, acknowledged or refused and recorded; 503/429 when Twilio should retry; 400/403/404/413 for requests to
+drop. See docs/webhook.md.
 
 environment: TWILIO_AUTH_TOKEN (or TWILIO_AUTH_TOKEN_FILE), SEGMENT_WRITE_KEY (or SEGMENT_WRITE_KEY_FILE),
-SEGMENT_BRIDGE_PUBLIC_URL, SEGMENT_HOST, SEGMENT_REGION, SEGMENT_BRIDGE_MAPPING, SEGMENT_BRIDGE_HASH_KEY.
+SEGMENT_BRIDGE_PUBLIC_URL, SEGMENT_HOST, SEGMENT_REGION, SEGMENT_BRIDGE_MAPPING, SEGMENT_BRIDGE_HASH_KEY;
+TWILIO_SECONDARY_AUTH_TOKEN and SEGMENT_BRIDGE_SHARED_KEYS (each or its _FILE) for token rotation and shared keys.
 """
 _SERVE_ENV = "_SEGMENT_BRIDGE_SERVE_ARGS"
 
@@ -1390,6 +1483,24 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--insecure-no-signature",
         action="store_true",
         help="do not verify X-Twilio-Signature (local testing only; logged loudly)",
+    )
+    parser.add_argument(
+        "--auth-token-file",
+        metavar="PATH",
+        help="file holding the Primary Auth Token that signs the sink's requests (env: TWILIO_AUTH_TOKEN or "
+        "TWILIO_AUTH_TOKEN_FILE)",
+    )
+    parser.add_argument(
+        "--secondary-auth-token-file",
+        metavar="PATH",
+        help="file holding a second Auth Token, accepted as well while you rotate the token "
+        "(env: TWILIO_SECONDARY_AUTH_TOKEN or TWILIO_SECONDARY_AUTH_TOKEN_FILE)",
+    )
+    parser.add_argument(
+        "--shared-keys-file",
+        metavar="PATH",
+        help="file of KEY_ID:SECRET lines: the shared keys of requests signed with one (Twilio's Webhooks "
+        "configuration) (env: SEGMENT_BRIDGE_SHARED_KEYS=KEY_ID:SECRET,... or SEGMENT_BRIDGE_SHARED_KEYS_FILE)",
     )
     parser.add_argument(
         "--max-body-size",
@@ -1453,6 +1564,9 @@ def _config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> t
         environ,
         public_url=args.public_url,
         insecure_no_signature=args.insecure_no_signature or None,
+        auth_token_file=getattr(args, "auth_token_file", None),
+        secondary_auth_token_file=getattr(args, "secondary_auth_token_file", None),
+        shared_keys_file=getattr(args, "shared_keys_file", None),
         max_body_size=args.max_body_size,
         delivery_budget=args.delivery_budget,
         max_concurrency=args.max_concurrency,
@@ -1491,6 +1605,9 @@ def _check_writable(path: Path) -> None:
 _SERVE_KEYS = (
     "public_url",
     "insecure_no_signature",
+    "auth_token_file",
+    "secondary_auth_token_file",
+    "shared_keys_file",
     "max_body_size",
     "delivery_budget",
     "max_concurrency",

@@ -10,6 +10,10 @@ Nothing here reads ``os.environ`` or a ``.env`` file on its own: callers pass th
 ``SEGMENT_REGION``         ``us`` or ``eu`` (``eu`` selects ``https://events.eu1.segmentapis.com``)
 ``SEGMENT_BRIDGE_MAPPING`` path of a mapping file replacing the packaged default
 =========================  ==================================================================================
+
+The secrets ``serve`` verifies signatures with are read by :func:`secret_setting` (``TWILIO_AUTH_TOKEN``,
+``TWILIO_SECONDARY_AUTH_TOKEN``, each also as ``<NAME>_FILE``) and :func:`shared_keys_setting`
+(``SEGMENT_BRIDGE_SHARED_KEYS`` or ``SEGMENT_BRIDGE_SHARED_KEYS_FILE``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,10 @@ __all__ = [
     "EU_HOST",
     "REGION_HOSTS",
     "Settings",
+    "parse_shared_keys",
     "read_secret_file",
+    "secret_setting",
+    "shared_keys_setting",
 ]
 
 #: Segment's default (US) endpoint base.
@@ -136,6 +143,81 @@ def read_secret_file(path: str | Path, what: str) -> str:
     if not text:
         raise ConfigurationError(f"{what} {str(path)!r} is empty")
     return text
+
+
+def secret_setting(environ: Mapping[str, str], name: str, *, file: str | Path | None = None) -> SecretStr | None:
+    """A secret from ``file`` (an option, which wins), else ``name`` or ``<name>_FILE`` in ``environ``.
+
+    Returns:
+        The secret, stripped of surrounding whitespace, or ``None`` when none is set (an empty value is unset).
+
+    Raises:
+        ConfigurationError: both ``name`` and ``<name>_FILE`` are set, or the file cannot be read or is empty; the
+            message names the setting, never the secret.
+    """
+    if file is not None:
+        return SecretStr(read_secret_file(file, f"the {name} file"))
+    value = environ.get(name, "").strip()
+    path = environ.get(f"{name}_FILE", "").strip()
+    if value and path:
+        raise ConfigurationError(f"set {name} or {name}_FILE, not both")
+    if path:
+        value = read_secret_file(path, f"{name}_FILE")
+    return SecretStr(value) if value else None
+
+
+#: Environment variable holding ``serve``'s shared keys (``KEY_ID:SECRET,...``); ``..._FILE`` names a file of them.
+SHARED_KEYS_VARIABLE = "SEGMENT_BRIDGE_SHARED_KEYS"
+
+
+def shared_keys_setting(environ: Mapping[str, str], *, file: str | Path | None = None) -> dict[str, SecretStr]:
+    """Shared keys by key id, from ``file`` (an option, which wins) or the environment.
+
+    The environment is ``SEGMENT_BRIDGE_SHARED_KEYS`` or ``SEGMENT_BRIDGE_SHARED_KEYS_FILE`` (not both); see
+    :func:`parse_shared_keys` for the format.
+
+    Raises:
+        ConfigurationError: one line naming the setting and the entry's position, never a secret.
+    """
+    where = SHARED_KEYS_VARIABLE
+    if file is not None:
+        where = f"the shared keys file {str(file)!r}"
+        text = read_secret_file(file, "the shared keys file")
+    else:
+        text = environ.get(SHARED_KEYS_VARIABLE, "").strip()
+        path = environ.get(f"{SHARED_KEYS_VARIABLE}_FILE", "").strip()
+        if text and path:
+            raise ConfigurationError(f"set {SHARED_KEYS_VARIABLE} or {SHARED_KEYS_VARIABLE}_FILE, not both")
+        if path:
+            where = f"{SHARED_KEYS_VARIABLE}_FILE {path!r}"
+            text = read_secret_file(path, f"{SHARED_KEYS_VARIABLE}_FILE")
+    return parse_shared_keys(text, where) if text else {}
+
+
+def parse_shared_keys(text: str, where: str) -> dict[str, SecretStr]:
+    """Parse ``KEY_ID:SECRET`` entries separated by commas or line breaks (blank entries are skipped).
+
+    The key id is what Twilio names in ``X-Twilio-Webhooks-Signature-Settings: key=<key id>``; the secret is
+    everything after the first colon. Neither may be empty or contain whitespace, and a key id may appear once.
+
+    Raises:
+        ConfigurationError: naming ``where`` and the entry's position (1-based), never its content, which may be
+            a secret.
+    """
+    keys: dict[str, SecretStr] = {}
+    entries = [entry.strip() for line in text.splitlines() for entry in line.split(",")]
+    for position, entry in enumerate((entry for entry in entries if entry), start=1):
+        key_id, colon, secret = entry.partition(":")
+        key_id, secret = key_id.strip(), secret.strip()
+        if not (colon and key_id and secret) or any(ch.isspace() for ch in key_id + secret):
+            raise ConfigurationError(
+                f"{where}: entry {position} is not KEY_ID:SECRET (a key id, a colon, the secret; "
+                "entries separated by commas or line breaks)"
+            )
+        if key_id in keys:
+            raise ConfigurationError(f"{where}: entry {position} repeats the key id of an earlier entry")
+        keys[key_id] = SecretStr(secret)
+    return keys
 
 
 def _non_empty(value: str, where: str) -> SecretStr:

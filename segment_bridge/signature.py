@@ -5,6 +5,11 @@ Twilio signs a JSON request in two steps:
 1. it appends ``bodySHA256=<lower-case hex SHA-256 of the raw body>`` to the query string of the sink URL;
 2. it sends ``X-Twilio-Signature: base64(HMAC-SHA1(auth token, full URL including that query))``.
 
+A request signed with a **shared key** (Twilio's Webhooks configuration) also carries
+``X-Twilio-Webhooks-Signature-Settings: key=<key id>,algorithm=HMAC_SHA256``: the same URL is signed with that
+key's secret and the named algorithm. Without that header (or without ``algorithm=`` in it) the algorithm is
+HMAC-SHA1, as twilio-python's ``get_signature_algorithm`` reads it.
+
 A request is genuine only if **both** hold: the HMAC matches the URL Twilio called, and the body hashes to
 the ``bodySHA256`` the URL carries. The URL is the public sink URL (what Twilio was configured to call, not
 what a proxy forwarded to us) plus the request's raw query string, byte for byte: re-encoding or re-sorting
@@ -21,7 +26,8 @@ import binascii
 import functools
 import hashlib
 import hmac
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
@@ -30,8 +36,12 @@ from segment_bridge.exceptions import SignatureError
 __all__ = [
     "BODY_HASH_PARAMETER",
     "SIGNATURE_HEADER",
+    "SIGNATURE_SETTINGS_HEADER",
+    "Algorithm",
     "SignatureCheck",
     "SignatureCheckFailed",
+    "SignatureSettings",
+    "SigningSecrets",
     "body_sha256",
     "compute_signature",
     "is_valid",
@@ -42,6 +52,8 @@ __all__ = [
 
 #: The request header Twilio puts the signature in.
 SIGNATURE_HEADER = "X-Twilio-Signature"
+#: The request header naming the shared key and algorithm of a shared-key signature.
+SIGNATURE_SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
 #: The query parameter Twilio adds to the URL for JSON bodies.
 BODY_HASH_PARAMETER = "bodySHA256"
 
@@ -50,10 +62,22 @@ _DEFAULT_PORTS = {"https": 443, "http": 80}
 _URL_ERRORS = "surrogateescape"
 
 
+class Algorithm(StrEnum):
+    """The signature algorithms Twilio names in ``X-Twilio-Webhooks-Signature-Settings``."""
+
+    HMAC_SHA1 = "HMAC_SHA1"
+    HMAC_SHA256 = "HMAC_SHA256"
+
+
+_DIGESTS = {Algorithm.HMAC_SHA1: "sha1", Algorithm.HMAC_SHA256: "sha256"}
+
+
 class SignatureCheck(StrEnum):
     """The check a request failed; also the ``check`` label of the rejection metric."""
 
     MISSING_HEADER = "missing_header"
+    UNKNOWN_ALGORITHM = "unknown_algorithm"
+    UNKNOWN_KEY = "unknown_key"
     MISSING_BODY_HASH = "missing_body_hash"
     BODY_HASH_MISMATCH = "body_hash_mismatch"
     SIGNATURE_MISMATCH = "signature_mismatch"
@@ -61,10 +85,18 @@ class SignatureCheck(StrEnum):
 
 _MESSAGES = {
     SignatureCheck.MISSING_HEADER: f"the request has no {SIGNATURE_HEADER} header",
+    SignatureCheck.UNKNOWN_ALGORITHM: (
+        f"{SIGNATURE_SETTINGS_HEADER} names an algorithm other than "
+        f"{Algorithm.HMAC_SHA1} and {Algorithm.HMAC_SHA256}: upgrade segment-bridge if Twilio added one"
+    ),
+    SignatureCheck.UNKNOWN_KEY: (
+        "no secret is configured for the key the request is signed with (the shared key id its "
+        f"{SIGNATURE_SETTINGS_HEADER} names, or the Auth Token when it names none)"
+    ),
     SignatureCheck.MISSING_BODY_HASH: f"the URL has no {BODY_HASH_PARAMETER} query parameter",
     SignatureCheck.BODY_HASH_MISMATCH: f"the body does not hash to the URL's {BODY_HASH_PARAMETER}",
     SignatureCheck.SIGNATURE_MISMATCH: (
-        f"{SIGNATURE_HEADER} does not match the URL: check the public URL and the Primary Auth Token"
+        f"{SIGNATURE_HEADER} does not match the URL: check the public URL and the Primary Auth Token (or shared key)"
     ),
 }
 
@@ -77,15 +109,84 @@ class SignatureCheckFailed(SignatureError):
         super().__init__(f"{check}: {_MESSAGES[check]}")
 
 
+@dataclass(frozen=True, slots=True)
+class SignatureSettings:
+    """What ``X-Twilio-Webhooks-Signature-Settings`` names.
+
+    ``key_id`` is the shared key's id (``None``: the Auth Token); ``algorithm`` is as written, upper-cased
+    (twilio-python compares it case-insensitively).
+    """
+
+    key_id: str | None
+    algorithm: str
+
+    @classmethod
+    def parse(cls, header: str | None) -> SignatureSettings:
+        """Read the header as twilio-python does.
+
+        ``name=value`` parts separated by commas, blanks around them ignored; a missing or empty header, or no
+        ``algorithm=`` in it, means HMAC-SHA1 (the Auth Token's).
+        """
+        key_id: str | None = None
+        algorithm = ""
+        for part in (header or "").split(","):
+            name, separator, value = part.partition("=")
+            name, value = name.strip(), value.strip()
+            if not (separator and value):
+                continue
+            # The first value wins, as in twilio's get_signature_algorithm.
+            if name == "algorithm" and not algorithm:
+                algorithm = value.upper()
+            elif name == "key" and key_id is None:
+                key_id = value
+        return cls(key_id, algorithm or Algorithm.HMAC_SHA1.value)
+
+
+class SigningSecrets:
+    """The secrets a request may be signed with.
+
+    Auth Tokens (the primary, then a secondary during rotation) and shared keys by key id. Its repr shows how many
+    tokens there are and the key ids, never a secret.
+    """
+
+    __slots__ = ("_shared_keys", "_tokens")
+
+    def __init__(
+        self, auth_tokens: Iterable[str | bytes] = (), shared_keys: Mapping[str, str | bytes] | None = None
+    ) -> None:
+        self._tokens = tuple(_key_bytes(token) for token in auth_tokens)
+        self._shared_keys = {key_id: _key_bytes(secret) for key_id, secret in (shared_keys or {}).items()}
+
+    def __repr__(self) -> str:
+        return f"SigningSecrets(auth_tokens={len(self._tokens)}, shared_keys={sorted(self._shared_keys)!r})"
+
+    def __bool__(self) -> bool:
+        return bool(self._tokens or self._shared_keys)
+
+    def for_key(self, key_id: str | None) -> tuple[bytes, ...]:
+        """The secrets to try for a request naming ``key_id`` (``None``: the Auth Tokens); empty when unknown."""
+        if key_id is None:
+            return self._tokens
+        secret = self._shared_keys.get(key_id)
+        return (secret,) if secret is not None else ()
+
+
+def _key_bytes(secret: str | bytes) -> bytes:
+    return secret.encode() if isinstance(secret, str) else secret
+
+
 def body_sha256(body: bytes) -> str:
     """Return the lower-case hex SHA-256 of a raw body, as Twilio puts it in ``bodySHA256``."""
     return hashlib.sha256(body).hexdigest()
 
 
-def compute_signature(url: str, token: str | bytes) -> str:
-    """Return ``base64(HMAC-SHA1(token, url))``, the ``X-Twilio-Signature`` of a JSON request to ``url``."""
-    key = token.encode() if isinstance(token, str) else token
-    digest = hmac.digest(key, url.encode("utf-8", _URL_ERRORS), "sha1")
+def compute_signature(url: str, token: str | bytes, algorithm: Algorithm = Algorithm.HMAC_SHA1) -> str:
+    """Return ``base64(HMAC(token, url))``, the ``X-Twilio-Signature`` of a JSON request to ``url``.
+
+    ``token`` is the Auth Token, or a shared key's secret; ``algorithm`` HMAC-SHA1 (the Auth Token's) or
+    HMAC-SHA256.
+    """
+    digest = hmac.digest(_key_bytes(token), url.encode("utf-8", _URL_ERRORS), _DIGESTS[algorithm])
     return binascii.b2a_base64(digest, newline=False).decode("ascii")
 
 
@@ -167,58 +268,88 @@ def _claimed_body_hash(query: str) -> str | None:
     return None
 
 
-def verify(url: str, body: bytes, signature: str | None, token: str | bytes) -> None:
+def verify(
+    url: str,
+    body: bytes,
+    signature: str | None,
+    secrets: SigningSecrets | str | bytes,
+    settings_header: str | None = None,
+) -> None:
     """Check a JSON request's ``X-Twilio-Signature`` and ``bodySHA256``.
 
-    Comparisons are constant time. The HMAC is checked before the body hash, so a forged request costs no
-    hashing of a large body.
+    Comparisons are constant time and over the whole signature: a truncated or over-long one never matches. The
+    HMAC is checked before the body hash, so a forged request costs no hashing of a large body.
 
     Args:
         url: the full URL Twilio called, query included (see :func:`signed_url`).
         body: the raw request body, undecoded.
         signature: the ``X-Twilio-Signature`` header value, or ``None`` when absent.
-        token: the Primary Auth Token of the account that owns the sink.
+        secrets: the secrets the request may be signed with; a ``str`` or ``bytes`` is one Auth Token.
+        settings_header: the ``X-Twilio-Webhooks-Signature-Settings`` header value, or ``None`` when absent
+            (an Auth Token signature, HMAC-SHA1).
 
     Raises:
-        SignatureCheckFailed: naming the first check that failed (missing header, missing ``bodySHA256``,
-            signature mismatch, body hash mismatch).
+        SignatureCheckFailed: naming the first check that failed (missing header, unknown algorithm, unknown key,
+            missing ``bodySHA256``, signature mismatch, body hash mismatch).
     """
     if not signature:
         raise SignatureCheckFailed(SignatureCheck.MISSING_HEADER)
+    if settings_header:
+        named = SignatureSettings.parse(settings_header)
+        try:
+            algorithm = Algorithm(named.algorithm)
+        except ValueError:
+            raise SignatureCheckFailed(SignatureCheck.UNKNOWN_ALGORITHM) from None
+        key_id = named.key_id
+    else:
+        algorithm, key_id = Algorithm.HMAC_SHA1, None
+    keys = (_key_bytes(secrets),) if isinstance(secrets, str | bytes) else secrets.for_key(key_id)
+    if not keys:
+        raise SignatureCheckFailed(SignatureCheck.UNKNOWN_KEY)
     claimed = _claimed_body_hash(_query_of(url))
     if not claimed:
         raise SignatureCheckFailed(SignatureCheck.MISSING_BODY_HASH)
     given = signature.encode("utf-8", _URL_ERRORS)
-    # The URL as received is tried first (the common case costs one HMAC); the other port form only when it fails.
-    # Each comparison is constant time; the timing can only tell which port form matched, which is no secret.
+    # The primary secret and the URL as received are tried first (the common case costs one HMAC); another secret
+    # or port form only when it fails. Each comparison is constant time over the full lengths; the timing can only
+    # tell which secret and port form matched, which is no secret.
     if not any(
-        hmac.compare_digest(compute_signature(variant, token).encode(), given) for variant in _signed_forms(url)
+        hmac.compare_digest(compute_signature(variant, key, algorithm).encode(), given)
+        for key in keys
+        for variant in _signed_forms(url)
     ):
         raise SignatureCheckFailed(SignatureCheck.SIGNATURE_MISMATCH)
     if not hmac.compare_digest(body_sha256(body).encode(), claimed.encode("utf-8", _URL_ERRORS)):
         raise SignatureCheckFailed(SignatureCheck.BODY_HASH_MISMATCH)
 
 
-def is_valid(url: str, body: bytes, signature: str | None, token: str | bytes) -> bool:
+def is_valid(
+    url: str,
+    body: bytes,
+    signature: str | None,
+    secrets: SigningSecrets | str | bytes,
+    settings_header: str | None = None,
+) -> bool:
     """Return whether :func:`verify` accepts the request (for callers that only need a yes or no)."""
     try:
-        verify(url, body, signature, token)
+        verify(url, body, signature, secrets, settings_header)
     except SignatureCheckFailed:
         return False
     return True
 
 
-def sign(url: str, body: bytes, token: str | bytes) -> tuple[str, str]:
+def sign(url: str, body: bytes, token: str | bytes, algorithm: Algorithm = Algorithm.HMAC_SHA1) -> tuple[str, str]:
     """Sign a request as Twilio does, for tests and benchmarks.
 
     Args:
         url: the sink URL, with or without a query of its own.
         body: the raw body to send.
-        token: the Auth Token to sign with.
+        token: the Auth Token (or shared key secret) to sign with.
+        algorithm: HMAC-SHA1 (Auth Token signatures) or HMAC-SHA256.
 
     Returns:
         ``(url_with_bodySHA256, signature)``: the URL to post to and the ``X-Twilio-Signature`` value.
     """
     separator = "?" if "?" not in url else "" if url.endswith(("?", "&")) else "&"
     full = f"{url}{separator}{BODY_HASH_PARAMETER}={body_sha256(body)}"
-    return full, compute_signature(full, token)
+    return full, compute_signature(full, token, algorithm)

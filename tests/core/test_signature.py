@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segment_bridge.exceptions import SignatureError
 from segment_bridge.signature import (
+    Algorithm,
     SignatureCheck,
     SignatureCheckFailed,
+    SignatureSettings,
+    SigningSecrets,
     body_sha256,
     compute_signature,
     is_valid,
@@ -116,9 +123,15 @@ def test_default_port_is_accepted_with_and_without(signed: str, received: str) -
 
 
 def test_ipv6_literal_is_not_mistaken_for_a_port() -> None:
-    url, signature = sign("https://[2001:db8::1]/events", BODY, TOKEN)
+    url, signature = twilio_sign("https://[2001:db8::1]/events", BODY)
+    assert twilio_accepts(url, BODY, signature)
     verify(url, BODY, signature, TOKEN)
     verify(url.replace("]/", "]:443/"), BODY, signature, TOKEN)
+    # The colons inside the brackets are no port: another address, scheme or token is refused.
+    for wrong in (url.replace("db8::1", "db8::2"), url.replace("https:", "http:"), url.replace("[2001:", "[2002:")):
+        assert failed_check(wrong, BODY, signature) is SignatureCheck.SIGNATURE_MISMATCH
+        assert not twilio_accepts(wrong, BODY, signature)
+    assert failed_check(url, BODY, signature, OTHER_TOKEN) is SignatureCheck.SIGNATURE_MISMATCH
 
 
 @pytest.mark.parametrize(
@@ -150,10 +163,16 @@ def test_signed_url_drops_credentials_and_configured_query() -> None:
 
 
 def test_non_utf8_query_bytes_survive() -> None:
-    raw = b"q=\xff&bodySHA256=" + body_sha256(BODY).encode()
+    # twilio's validator cannot encode such a URL, so the oracle is the HMAC over the bytes on the wire.
+    raw = b"q=\xff&bodySHA256=" + RequestValidator(TOKEN).compute_hash(BODY.decode()).encode()
+    on_the_wire = PUBLIC_URL.encode() + b"?" + raw
+    signature = base64.b64encode(hmac.new(TOKEN.encode(), on_the_wire, hashlib.sha1).digest()).decode()
     url = signed_url(PUBLIC_URL, raw)
-    signature = compute_signature(url, TOKEN)
     verify(url, BODY, signature, TOKEN)
+    # Any reading of the byte but the byte itself (a replacement character, Latin-1, percent-encoding) is refused.
+    for reading in ("\ufffd", "\xff", "%FF"):
+        assert failed_check(url.replace("\udcff", reading), BODY, signature) is SignatureCheck.SIGNATURE_MISMATCH
+    assert failed_check(url, BODY.replace(b"VW1", b"VW2"), signature) is SignatureCheck.BODY_HASH_MISMATCH
 
 
 def test_errors_never_carry_the_token_signature_or_body() -> None:
@@ -229,3 +248,237 @@ def test_body_hash_claim_reads_what_parse_qs_reads(items: list[str]) -> None:
     query = "&".join(items)
     values = parse_qs(query).get("bodySHA256")
     assert _claimed_body_hash(query) == (values[0] if values else None)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Malformed signatures, and shared-key (Webhooks configuration) signatures, against twilio's validator
+# ----------------------------------------------------------------------------------------------------------------
+
+get_signature_algorithm = twilio_validator.get_signature_algorithm
+ALGORITHMS = ["HMAC_SHA1", "HMAC_SHA256"]
+KEY_ID = "webhooks_sharedkey_0123456789abcdef"
+OTHER_KEY_ID = "webhooks_sharedkey_fedcba9876543210"
+SHARED_SECRET = "shared-S3cret-for-tests-0123456789abcdef"
+OTHER_SHARED_SECRET = "shared-0ther-S3cret-for-tests-987654321"
+SECRETS = SigningSecrets([TOKEN], {KEY_ID: SHARED_SECRET, OTHER_KEY_ID: OTHER_SHARED_SECRET})
+
+
+def oracle_sign(url: str, body: bytes, secret: str, algorithm: str) -> tuple[str, str]:
+    """Sign with twilio-python alone: the URL with bodySHA256, and the signature under ``algorithm``."""
+    oracle = RequestValidator(secret)
+    separator = "&" if "?" in url else "?"
+    full = f"{url}{separator}bodySHA256={oracle.compute_hash(body.decode())}"
+    return full, oracle.compute_signature(full, {}, algorithm)
+
+
+def oracle_accepts(url: str, body: bytes, signature: str, secret: str, header: str | None) -> bool:
+    return bool(RequestValidator(secret).validate(url, body.decode(), signature, get_signature_algorithm(header)))
+
+
+def header_for(algorithm: str, key_id: str | None = KEY_ID) -> str:
+    return f"key={key_id},algorithm={algorithm}" if key_id is not None else f"algorithm={algorithm}"
+
+
+def failed_with(url: str, body: bytes, signature: str, secrets: object, header: str | None) -> SignatureCheck:
+    with pytest.raises(SignatureCheckFailed) as caught:
+        verify(url, body, signature, secrets, header)  # type: ignore[arg-type]
+    return caught.value.check
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_truncated_signature_never_matches(algorithm: str) -> None:
+    """Every proper prefix of the right signature is refused: the HMAC is compared over its full length."""
+    url, signature = oracle_sign(PUBLIC_URL, BODY, SHARED_SECRET, algorithm)
+    header = header_for(algorithm)
+    verify(url, BODY, signature, SECRETS, header)
+    for length in range(1, len(signature)):
+        prefix = signature[:length]
+        assert not oracle_accepts(url, BODY, prefix, SHARED_SECRET, header)
+        assert failed_with(url, BODY, prefix, SECRETS, header) is SignatureCheck.SIGNATURE_MISMATCH
+
+
+def _malformed(signature: str, kind: str) -> str:
+    digest = base64.b64decode(signature)
+    return {
+        "truncated": signature[:-1],
+        "padding_dropped": signature.rstrip("="),
+        "one_char_more": signature + "A",
+        "padding_added": signature + "=",
+        "doubled": signature * 2,
+        "wrong_case": signature.swapcase(),
+        "not_base64": "!" + signature[1:],
+        "hex_digest": digest.hex(),
+        "whitespace": f" {signature}\n",
+        "empty": "",
+    }[kind]
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "truncated",
+        "padding_dropped",
+        "one_char_more",
+        "padding_added",
+        "doubled",
+        "wrong_case",
+        "not_base64",
+        "hex_digest",
+        "whitespace",
+        "empty",
+    ],
+)
+@pytest.mark.parametrize("signer", ["auth_token", "shared_key"])
+def test_malformed_signatures_are_refused_as_twilio_refuses_them(algorithm: str, kind: str, signer: str) -> None:
+    secret, header = (SHARED_SECRET, header_for(algorithm)) if signer == "shared_key" else (TOKEN, None)
+    if header is None and algorithm != "HMAC_SHA1":
+        header = header_for(algorithm, key_id=None)
+    url, signature = oracle_sign(PUBLIC_URL, BODY, secret, algorithm)
+    assert oracle_accepts(url, BODY, signature, secret, header)
+    verify(url, BODY, signature, SECRETS, header)
+    bad = _malformed(signature, kind)
+    assert bad != signature
+    assert not oracle_accepts(url, BODY, bad, secret, header)
+    expected = SignatureCheck.MISSING_HEADER if kind == "empty" else SignatureCheck.SIGNATURE_MISMATCH
+    assert failed_with(url, BODY, bad, SECRETS, header) is expected
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_shared_key_signature_verifies_for_both_algorithms(algorithm: str) -> None:
+    for key_id, secret in ((KEY_ID, SHARED_SECRET), (OTHER_KEY_ID, OTHER_SHARED_SECRET)):
+        url, signature = oracle_sign(PUBLIC_URL, BODY, secret, algorithm)
+        header = header_for(algorithm, key_id)
+        assert oracle_accepts(url, BODY, signature, secret, header)
+        verify(url, BODY, signature, SECRETS, header)
+        assert is_valid(url, BODY, signature, SECRETS, header)
+        # The algorithm is the header's (case as twilio reads it, blanks around the parts ignored).
+        verify(url, BODY, signature, SECRETS, f" algorithm = {algorithm.lower()} , key = {key_id} ")
+        # Without the header the request reads as Auth Token signed (HMAC-SHA1): the shared key is never tried.
+        assert failed_with(url, BODY, signature, SECRETS, None) is SignatureCheck.SIGNATURE_MISMATCH
+        # The other key, or the other algorithm, does not verify it; a tampered body fails the body hash.
+        other = OTHER_KEY_ID if key_id == KEY_ID else KEY_ID
+        assert failed_with(url, BODY, signature, SECRETS, header_for(algorithm, other)) is (
+            SignatureCheck.SIGNATURE_MISMATCH
+        )
+        flipped = "HMAC_SHA1" if algorithm == "HMAC_SHA256" else "HMAC_SHA256"
+        assert not oracle_accepts(url, BODY, signature, secret, header_for(flipped, key_id))
+        assert failed_with(url, BODY, signature, SECRETS, header_for(flipped, key_id)) is (
+            SignatureCheck.SIGNATURE_MISMATCH
+        )
+        tampered = BODY.replace(b"VW1", b"VW2")
+        assert not oracle_accepts(url, tampered, signature, secret, header)
+        assert failed_with(url, tampered, signature, SECRETS, header) is SignatureCheck.BODY_HASH_MISMATCH
+
+
+def test_auth_token_signature_under_a_named_algorithm_and_no_key() -> None:
+    url, signature = oracle_sign(PUBLIC_URL, BODY, TOKEN, "HMAC_SHA256")
+    header = "algorithm=HMAC_SHA256"
+    assert oracle_accepts(url, BODY, signature, TOKEN, header)
+    verify(url, BODY, signature, SECRETS, header)
+    assert failed_with(url, BODY, signature, SECRETS, None) is SignatureCheck.SIGNATURE_MISMATCH
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_rotation_accepts_either_token(algorithm: str) -> None:
+    rotating = SigningSecrets([TOKEN, OTHER_TOKEN])
+    header = None if algorithm == "HMAC_SHA1" else header_for(algorithm, key_id=None)
+    for token in (TOKEN, OTHER_TOKEN):
+        url, signature = oracle_sign(PUBLIC_URL, BODY, token, algorithm)
+        assert oracle_accepts(url, BODY, signature, token, header)
+        verify(url, BODY, signature, rotating, header)
+    url, signature = oracle_sign(PUBLIC_URL, BODY, OTHER_TOKEN, algorithm)
+    assert failed_with(url, BODY, signature, SigningSecrets([TOKEN]), header) is SignatureCheck.SIGNATURE_MISMATCH
+    url, signature = oracle_sign(PUBLIC_URL, BODY, "a-third-token-000000000000000000", algorithm)
+    assert failed_with(url, BODY, signature, rotating, header) is SignatureCheck.SIGNATURE_MISMATCH
+    # A shared key is no Auth Token: a request naming no key is not checked against it.
+    url, signature = oracle_sign(PUBLIC_URL, BODY, SHARED_SECRET, algorithm)
+    assert failed_with(url, BODY, signature, SECRETS, header) is SignatureCheck.SIGNATURE_MISMATCH
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_a_key_id_not_configured_is_its_own_check(algorithm: str) -> None:
+    url, signature = oracle_sign(PUBLIC_URL, BODY, SHARED_SECRET, algorithm)
+    header = header_for(algorithm, "webhooks_sharedkey_unknown")
+    assert failed_with(url, BODY, signature, SECRETS, header) is SignatureCheck.UNKNOWN_KEY
+    # A key id is compared exactly.
+    assert failed_with(url, BODY, signature, SECRETS, header_for(algorithm, KEY_ID.upper())) is (
+        SignatureCheck.UNKNOWN_KEY
+    )
+    # Only shared keys configured, and a request signed with the Auth Token: no secret to check it with.
+    url, signature = oracle_sign(PUBLIC_URL, BODY, TOKEN, "HMAC_SHA1")
+    keys_only = SigningSecrets([], {KEY_ID: SHARED_SECRET})
+    assert failed_with(url, BODY, signature, keys_only, None) is SignatureCheck.UNKNOWN_KEY
+
+
+@pytest.mark.parametrize("named", ["HMAC_SHA512", "HMAC-SHA256", "SHA256", "HMAC_SHA256X", "RSA"])
+def test_an_unknown_algorithm_is_its_own_check_and_twilio_refuses_it_too(named: str) -> None:
+    url, signature = oracle_sign(PUBLIC_URL, BODY, SHARED_SECRET, "HMAC_SHA256")
+    header = header_for(named)
+    assert not oracle_accepts(url, BODY, signature, SHARED_SECRET, header)
+    assert failed_with(url, BODY, signature, SECRETS, header) is SignatureCheck.UNKNOWN_ALGORITHM
+    assert failed_with(url, BODY, signature, SECRETS, f"algorithm={named}") is SignatureCheck.UNKNOWN_ALGORITHM
+
+
+_header_part = st.one_of(
+    st.sampled_from(["algorithm", "key", " algorithm ", "ALGORITHM", "algo", ""]).flatmap(
+        lambda name: st.sampled_from(["=", "", "=="]).flatmap(
+            lambda eq: st.sampled_from(
+                ["HMAC_SHA1", "HMAC_SHA256", "hmac_sha256", " HMAC_SHA256 ", "HMAC_SHA512", "", KEY_ID, "a=b"]
+            ).map(lambda value: f"{name}{eq}{value}")
+        )
+    ),
+    st.text(alphabet="ak=,_ HMACSH256l", max_size=12),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(_header_part, max_size=4))
+def test_settings_header_reads_the_algorithm_as_twilio_does(parts: list[str]) -> None:
+    header = ",".join(parts)
+    assert SignatureSettings.parse(header).algorithm == get_signature_algorithm(header).upper()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    parts=st.lists(_header_part, max_size=3),
+    signing_secret=st.sampled_from([TOKEN, OTHER_TOKEN, SHARED_SECRET, OTHER_SHARED_SECRET]),
+    signing_algorithm=st.sampled_from(ALGORITHMS),
+    key_part=st.sampled_from([None, KEY_ID, OTHER_KEY_ID, "webhooks_sharedkey_unknown"]),
+    tamper=st.booleans(),
+)
+def test_verify_with_settings_agrees_with_twilio(
+    parts: list[str], signing_secret: str, signing_algorithm: str, key_part: str | None, tamper: bool
+) -> None:
+    header = ",".join([*parts, f"key={key_part}"] if key_part is not None else parts)
+    url, signature = oracle_sign(PUBLIC_URL, BODY, signing_secret, signing_algorithm)
+    received = BODY + b" " if tamper else BODY
+    key_id = SignatureSettings.parse(header).key_id
+    # twilio's validator is given the one secret a receiver picks for the key the header names.
+    secret = {None: TOKEN, KEY_ID: SHARED_SECRET, OTHER_KEY_ID: OTHER_SHARED_SECRET}.get(key_id)
+    expected = secret is not None and oracle_accepts(url, received, signature, secret, header)
+    assert is_valid(url, received, signature, SECRETS, header) == expected
+
+
+def test_secrets_never_in_reprs_or_errors() -> None:
+    text = repr(SECRETS)
+    assert KEY_ID in text
+    for secret in (TOKEN, SHARED_SECRET, OTHER_SHARED_SECRET):
+        assert secret not in text
+    url, signature = oracle_sign(PUBLIC_URL, BODY, SHARED_SECRET, "HMAC_SHA256")
+    for header in (header_for("HMAC_SHA512"), header_for("HMAC_SHA256", "nope"), header_for("HMAC_SHA1")):
+        with pytest.raises(SignatureCheckFailed) as caught:
+            verify(url, BODY, signature, SECRETS, header)
+        message = f"{caught.value!s} {caught.value!r}"
+        for secret in (TOKEN, SHARED_SECRET, signature):
+            assert secret not in message
+
+
+def test_sign_and_compute_signature_match_twilio_for_both_algorithms() -> None:
+    for algorithm in ALGORITHMS:
+        assert sign(PUBLIC_URL, BODY, SHARED_SECRET, Algorithm(algorithm)) == oracle_sign(
+            PUBLIC_URL, BODY, SHARED_SECRET, algorithm
+        )
+        assert compute_signature(PUBLIC_URL, SHARED_SECRET, Algorithm(algorithm)) == RequestValidator(
+            SHARED_SECRET
+        ).compute_signature(PUBLIC_URL, {}, algorithm)

@@ -568,7 +568,7 @@ def test_unwritable_dead_letter_is_not_acknowledged(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("body", [b"not json", b"", b"[]", b"42", b'"text"', b"[1, 2]", b"{", b'{"foo": 1}', b"null"])
+@pytest.mark.parametrize("body", [b"not json", b"", b"[[]]", b"42", b'"text"', b"[1, 2]", b"{", b'{"foo": 1}', b"null"])
 def test_body_without_cloudevent_is_400_and_dead_lettered(body: bytes, tmp_path: Path) -> None:
     dead_letter = tmp_path / "dead.jsonl"
     with Harness(make_app(dead_letter=dead_letter, dead_letter_body_limit=8)) as h:
