@@ -189,15 +189,26 @@ class ServerConfig:
         if self.public_url is not None:
             _check_public_url(self.public_url)
             object.__setattr__(self, "public_url", _without_user_info(self.public_url))
-        for name in ("auth_token", "secondary_auth_token"):
-            if isinstance(getattr(self, name), str):
-                object.__setattr__(self, name, SecretStr(getattr(self, name)))
+        for name, variable in (
+            ("auth_token", "TWILIO_AUTH_TOKEN"),
+            ("secondary_auth_token", "TWILIO_SECONDARY_AUTH_TOKEN"),
+        ):
+            token = getattr(self, name)
+            if isinstance(token, str):
+                token = SecretStr(token)
+                object.__setattr__(self, name, token)
+            # Anyone can compute an HMAC under a blank key: such a "secret" would let every forged request in.
+            if token is not None and not token.get_secret_value().strip():
+                raise ConfigurationError(f"{variable} is empty")
         keys = self.shared_keys.items() if isinstance(self.shared_keys, Mapping) else self.shared_keys
         object.__setattr__(
             self,
             "shared_keys",
             tuple((key_id, secret if isinstance(secret, SecretStr) else SecretStr(secret)) for key_id, secret in keys),
         )
+        for position, (key_id, secret) in enumerate(self.shared_keys, start=1):
+            if not (key_id.strip() and secret.get_secret_value().strip()):
+                raise ConfigurationError(f"SEGMENT_BRIDGE_SHARED_KEYS: entry {position} has an empty key id or secret")
 
     def signing_secrets(self) -> SigningSecrets:
         """The secrets requests may be signed with: the Auth Token(s), primary first, and the shared keys."""
@@ -835,9 +846,9 @@ class _Bridge:
         config.check_security()
         self.config = config
         self._signing: tuple[str, SigningSecrets] | None = None
-        secrets = config.signing_secrets()
-        if not config.insecure_no_signature and config.public_url is not None and secrets:
-            self._signing = (config.public_url, secrets)
+        # Fail closed: once check_security passed, every request is checked (with no secret, none passes).
+        if not config.insecure_no_signature and config.public_url is not None:
+            self._signing = (config.public_url, config.signing_secrets())
         self.settings = settings
         hash_key = config.hash_key.get_secret_value().encode() if config.hash_key is not None else None
         self.mapping = mapping if mapping is not None else load_mapping(settings.mapping, hash_key=hash_key)
