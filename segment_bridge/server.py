@@ -285,6 +285,17 @@ def _check_public_url(url: str) -> None:
         raise ConfigurationError(f"public URL must be an http(s) URL, got {parts.scheme or 'no'} scheme")
     if parts.fragment:
         raise ConfigurationError("public URL must not have a fragment")
+    # Checked with the configuration, not when the app is built: `--workers` builds it in each worker.
+    path = _route_path(url)
+    if "{" in path or "}" in path:
+        raise ConfigurationError("the path of the public URL must not contain '{' or '}'")
+
+
+def _route_path(url: str) -> str:
+    """The path a route for ``url`` matches: decoded, as routes match; empty is the root, as on the request line."""
+    from urllib.parse import unquote, urlsplit
+
+    return unquote(urlsplit(url).path) or "/"
 
 
 def _without_user_info(url: str) -> str:
@@ -1310,15 +1321,9 @@ def _event_paths(public_url: str | None) -> list[str]:
     A sink whose destination ends in ``/events/`` is served there, not redirected: Twilio does not follow a redirect
     as a delivery, and one to ``http://`` would downgrade the scheme behind a TLS proxy.
     """
-    from urllib.parse import unquote, urlsplit
-
     paths = ["/events"]
     if public_url is not None:
-        # Routes match the decoded path; an empty path is the root, which is what Twilio's request line carries.
-        path = unquote(urlsplit(public_url).path) or "/"
-        if "{" in path or "}" in path:
-            raise ConfigurationError("the path of the public URL must not contain '{' or '}'")
-        paths.append(path)
+        paths.append(_route_path(public_url))
     return list(dict.fromkeys(paths))
 
 
