@@ -884,8 +884,8 @@ class _Bridge:
         self._deadlines = _Deadlines()
         self.active = 0
         self.closing = False
-        #: The paths POST events are served at (set by create_app); the last is the public URL's.
-        self.event_paths = ["/events"]
+        #: The paths POST events are served at; the last is the public URL's.
+        self.event_paths = _event_paths(config.public_url)
 
     # ----- lifecycle
 
@@ -1396,7 +1396,6 @@ def create_app(
     if config is None:
         config = ServerConfig.from_env(os.environ if environ is None else environ)
     bridge = _Bridge(settings, config, transport=transport, mapping=mapping, policy=policy)
-    bridge.event_paths = _event_paths(config.public_url)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
