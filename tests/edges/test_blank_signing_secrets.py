@@ -2,7 +2,7 @@
 
 Anyone can compute an HMAC under an empty (or all-blank) key, so such a secret cannot authenticate Twilio; and a
 configuration whose only secret is blank must not start a server that skips the check. The environment and the
-secret files already refuse blank values; these are the values given through the Python API.
+secret files already read a blank value as unset or refuse it; these are values given through the Python API.
 """
 
 from __future__ import annotations
