@@ -189,15 +189,26 @@ class ServerConfig:
         if self.public_url is not None:
             _check_public_url(self.public_url)
             object.__setattr__(self, "public_url", _without_user_info(self.public_url))
-        for name in ("auth_token", "secondary_auth_token"):
-            if isinstance(getattr(self, name), str):
-                object.__setattr__(self, name, SecretStr(getattr(self, name)))
+        for name, variable in (
+            ("auth_token", "TWILIO_AUTH_TOKEN"),
+            ("secondary_auth_token", "TWILIO_SECONDARY_AUTH_TOKEN"),
+        ):
+            token = getattr(self, name)
+            if isinstance(token, str):
+                token = SecretStr(token)
+                object.__setattr__(self, name, token)
+            # Anyone can compute an HMAC under a blank key: such a "secret" would let every forged request in.
+            if token is not None and not token.get_secret_value().strip():
+                raise ConfigurationError(f"{variable} is empty")
         keys = self.shared_keys.items() if isinstance(self.shared_keys, Mapping) else self.shared_keys
         object.__setattr__(
             self,
             "shared_keys",
             tuple((key_id, secret if isinstance(secret, SecretStr) else SecretStr(secret)) for key_id, secret in keys),
         )
+        for position, (key_id, secret) in enumerate(self.shared_keys, start=1):
+            if not (key_id.strip() and secret.get_secret_value().strip()):
+                raise ConfigurationError(f"SEGMENT_BRIDGE_SHARED_KEYS: entry {position} has an empty key id or secret")
 
     def signing_secrets(self) -> SigningSecrets:
         """The secrets requests may be signed with: the Auth Token(s), primary first, and the shared keys."""
@@ -274,6 +285,17 @@ def _check_public_url(url: str) -> None:
         raise ConfigurationError(f"public URL must be an http(s) URL, got {parts.scheme or 'no'} scheme")
     if parts.fragment:
         raise ConfigurationError("public URL must not have a fragment")
+    # Checked with the configuration, not when the app is built: `--workers` builds it in each worker.
+    path = _route_path(url)
+    if "{" in path or "}" in path:
+        raise ConfigurationError("the path of the public URL must not contain '{' or '}'")
+
+
+def _route_path(url: str) -> str:
+    """The path a route for ``url`` matches: decoded, as routes match; empty is the root, as on the request line."""
+    from urllib.parse import unquote, urlsplit
+
+    return unquote(urlsplit(url).path) or "/"
 
 
 def _without_user_info(url: str) -> str:
@@ -835,9 +857,9 @@ class _Bridge:
         config.check_security()
         self.config = config
         self._signing: tuple[str, SigningSecrets] | None = None
-        secrets = config.signing_secrets()
-        if not config.insecure_no_signature and config.public_url is not None and secrets:
-            self._signing = (config.public_url, secrets)
+        # Fail closed: once check_security passed, every request is checked (with no secret, none passes).
+        if not config.insecure_no_signature and config.public_url is not None:
+            self._signing = (config.public_url, config.signing_secrets())
         self.settings = settings
         hash_key = config.hash_key.get_secret_value().encode() if config.hash_key is not None else None
         self.mapping = mapping if mapping is not None else load_mapping(settings.mapping, hash_key=hash_key)
@@ -862,8 +884,8 @@ class _Bridge:
         self._deadlines = _Deadlines()
         self.active = 0
         self.closing = False
-        #: The paths POST events are served at (set by create_app); the last is the public URL's.
-        self.event_paths = ["/events"]
+        #: The paths POST events are served at; the last is the public URL's.
+        self.event_paths = _event_paths(config.public_url)
 
     # ----- lifecycle
 
@@ -1299,15 +1321,9 @@ def _event_paths(public_url: str | None) -> list[str]:
     A sink whose destination ends in ``/events/`` is served there, not redirected: Twilio does not follow a redirect
     as a delivery, and one to ``http://`` would downgrade the scheme behind a TLS proxy.
     """
-    from urllib.parse import unquote, urlsplit
-
     paths = ["/events"]
     if public_url is not None:
-        # Routes match the decoded path; an empty path is the root, which is what Twilio's request line carries.
-        path = unquote(urlsplit(public_url).path) or "/"
-        if "{" in path or "}" in path:
-            raise ConfigurationError("the path of the public URL must not contain '{' or '}'")
-        paths.append(path)
+        paths.append(_route_path(public_url))
     return list(dict.fromkeys(paths))
 
 
@@ -1380,7 +1396,6 @@ def create_app(
     if config is None:
         config = ServerConfig.from_env(os.environ if environ is None else environ)
     bridge = _Bridge(settings, config, transport=transport, mapping=mapping, policy=policy)
-    bridge.event_paths = _event_paths(config.public_url)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

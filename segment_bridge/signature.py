@@ -154,8 +154,13 @@ class SigningSecrets:
     def __init__(
         self, auth_tokens: Iterable[str | bytes] = (), shared_keys: Mapping[str, str | bytes] | None = None
     ) -> None:
-        self._tokens = tuple(_key_bytes(token) for token in auth_tokens)
-        self._shared_keys = {key_id: _key_bytes(secret) for key_id, secret in (shared_keys or {}).items()}
+        """Hold the secrets.
+
+        Raises:
+            ValueError: a secret is empty or blank (anyone can compute an HMAC under it); never shows a secret.
+        """
+        self._tokens = tuple(_secret_bytes(token) for token in auth_tokens)
+        self._shared_keys = {key_id: _secret_bytes(secret) for key_id, secret in (shared_keys or {}).items()}
 
     def __repr__(self) -> str:
         return f"SigningSecrets(auth_tokens={len(self._tokens)}, shared_keys={sorted(self._shared_keys)!r})"
@@ -173,6 +178,13 @@ class SigningSecrets:
 
 def _key_bytes(secret: str | bytes) -> bytes:
     return secret.encode() if isinstance(secret, str) else secret
+
+
+def _secret_bytes(secret: str | bytes) -> bytes:
+    key = _key_bytes(secret)
+    if not key.strip():
+        raise ValueError("a blank secret cannot verify a signature: anyone can compute an HMAC under it")
+    return key
 
 
 def body_sha256(body: bytes) -> str:
@@ -291,6 +303,7 @@ def verify(
     Raises:
         SignatureCheckFailed: naming the first check that failed (missing header, unknown algorithm, unknown key,
             missing ``bodySHA256``, signature mismatch, body hash mismatch).
+        ValueError: ``secrets`` is one blank token.
     """
     if not signature:
         raise SignatureCheckFailed(SignatureCheck.MISSING_HEADER)
@@ -303,7 +316,7 @@ def verify(
         key_id = named.key_id
     else:
         algorithm, key_id = Algorithm.HMAC_SHA1, None
-    keys = (_key_bytes(secrets),) if isinstance(secrets, str | bytes) else secrets.for_key(key_id)
+    keys = (_secret_bytes(secrets),) if isinstance(secrets, str | bytes) else secrets.for_key(key_id)
     if not keys:
         raise SignatureCheckFailed(SignatureCheck.UNKNOWN_KEY)
     claimed = _claimed_body_hash(_query_of(url))
