@@ -115,6 +115,9 @@ DEFAULT_DEDUP_CACHE = 100_000
 DEFAULT_DEAD_LETTER_FILE = "segment-bridge-refused.jsonl"
 #: Bytes of a malformed body kept in its dead-letter record.
 DEFAULT_DEAD_LETTER_BODY_LIMIT = 64 * 1024
+#: Threads writing dead-letter records: while one waits for ``fsync``, the others write theirs, and the next ``fsync``
+#: covers them all (group commit: one ``fsync`` per group of requests, not per request).
+_DEAD_LETTER_THREADS = 8
 #: Bodies larger than this are translated on a worker thread rather than on the event loop.
 _TRANSLATE_INLINE_LIMIT = 256 * 1024
 #: How long a Segment answer counts as "recent" for /healthz.
@@ -155,6 +158,8 @@ class ServerConfig:
         dedup_cache_size: delivered messageIds remembered to answer redeliveries without Segment.
         dead_letter: JSON Lines file for refused events and malformed bodies; ``None`` logs them instead.
         dead_letter_body_limit: bytes of a malformed body kept in its dead-letter record.
+        dead_letter_fsync: make a request's dead-letter records durable (``fsync``) before answering it; ``False``
+            risks losing refused events answered 200 in a machine crash (for measuring what it costs).
         dry_run: send nothing; write each batch as a JSON line to ``out`` or standard output.
         out: with or without ``dry_run``, write batches to this file instead of Segment.
         hash_key: HMAC key for mappings that hash phone numbers (``SEGMENT_BRIDGE_HASH_KEY``); masked.
@@ -177,6 +182,7 @@ class ServerConfig:
     dedup_cache_size: int = DEFAULT_DEDUP_CACHE
     dead_letter: Path | None = None
     dead_letter_body_limit: int = DEFAULT_DEAD_LETTER_BODY_LIMIT
+    dead_letter_fsync: bool = True
     dry_run: bool = False
     out: Path | None = None
     hash_key: SecretStr | None = field(default=None, repr=False)
@@ -852,7 +858,7 @@ class _Bridge:
         self.dead_letter: DeadLetterWriter | None = (
             DeadLetterWriter(config.dead_letter) if config.dead_letter is not None else None
         )
-        self._dead_letter_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dead-letter")
+        self._dead_letter_executor = ThreadPoolExecutor(_DEAD_LETTER_THREADS, thread_name_prefix="dead-letter")
         self.batcher: GroupCommitBatcher | None = None
         self._deadlines = _Deadlines()
         self.active = 0
@@ -867,7 +873,7 @@ class _Bridge:
             # Started again after a stop (a host that re-runs the lifespan, a test client used twice): what the
             # stop shut down is made anew; the transport and the dead-letter file reopen on their next write.
             self.closing = False
-            self._dead_letter_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dead-letter")
+            self._dead_letter_executor = ThreadPoolExecutor(_DEAD_LETTER_THREADS, thread_name_prefix="dead-letter")
         self.batcher = GroupCommitBatcher(
             self._send,
             max_messages=self.config.batch_messages,
@@ -1187,6 +1193,9 @@ class _Bridge:
         def write_all() -> None:
             for refusal, event in records:
                 writer.write(refusal, event)
+            # Answered 200, a refused event exists only here: it must survive a machine crash, not only the process's.
+            if self.config.dead_letter_fsync:
+                writer.sync()
 
         try:
             await asyncio.get_running_loop().run_in_executor(self._dead_letter_executor, write_all)
