@@ -114,6 +114,8 @@ class ArrivalGuardedH11Protocol(H11Protocol):
         if waiting is None:
             waiting = _servers[server_state] = _Waiting()
         self._waiting = waiting
+        #: When the request now arriving began to (``loop.time()``), ``None`` when none is; its timer, once armed.
+        self._since: float | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self._arriving = 0
 
@@ -128,17 +130,19 @@ class ArrivalGuardedH11Protocol(H11Protocol):
                 self._close("over_max_connections")
                 return
             victim._close("evicted_for_new_connection")
-        self._wait(arriving=True)
+        # A new connection is timed from its opening: a client has no reason to connect and then say nothing.
+        since = self._start_arriving()
+        self._deadline = self.loop.call_at(since + self.read_timeout, self._on_deadline)
 
     def data_received(self, data: bytes) -> None:
-        if self._deadline is None and self.conn.their_state not in _ARRIVED:
+        if self._since is None and self.conn.their_state not in _ARRIVED:
             # The first byte of a request on a kept-alive connection: its clock starts now.
-            self._wait(arriving=True)
-        if self._deadline is not None:
+            self._start_arriving()
+        if self._since is not None:
             self._arriving += len(data)
             self._waiting.arriving_bytes += len(data)
         super().data_received(data)
-        self._check_arrived()
+        self._settle()
         if self._waiting.arriving_bytes > self.max_arriving_bytes:
             self._make_room()
 
@@ -146,13 +150,13 @@ class ArrivalGuardedH11Protocol(H11Protocol):
         super().on_response_complete()
         if self.transport.is_closing():
             return
-        if self.conn.their_state is h11.SEND_BODY:
+        if self.conn.their_state is h11.SEND_BODY and self._since is None:
             # The next request (pipelined) is arriving: it is timed like any other.
-            self._wait(arriving=True)
-        elif self._deadline is None:
+            self._start_arriving()
+        elif self._since is None and self not in self._waiting.connections:
             # Idle between requests (uvicorn's keep-alive timeout closes it): first to go for a new connection.
-            self._wait(arriving=False)
-        self._check_arrived()
+            self._waiting.connections[self] = None
+        self._settle()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._done_waiting()
@@ -160,21 +164,30 @@ class ArrivalGuardedH11Protocol(H11Protocol):
 
     # ----- bookkeeping
 
-    def _wait(self, *, arriving: bool) -> None:
-        """Join the waiting connections (at the end, unless already there) and, if arriving, start the clock."""
+    def _start_arriving(self) -> float:
+        """A request starts arriving: note when (returned); join the waiting connections, at the end if new."""
+        self._since = since = self.loop.time()
         if self not in self._waiting.connections:
             self._waiting.connections[self] = None
-        if arriving and self._deadline is None:
-            self._deadline = self.loop.call_later(self.read_timeout, self._on_deadline)
+        return since
 
-    def _check_arrived(self) -> None:
-        if self._deadline is not None and self.conn.their_state in _ARRIVED:
+    def _settle(self) -> None:
+        """After h11 has read what came: done with a request that arrived whole, else make sure its clock runs.
+
+        The timer is armed only for a request still incomplete after a read: most arrive in one read and need none.
+        """
+        if self._since is None:
+            return
+        if self.conn.their_state in _ARRIVED:
             self._done_waiting()
+        elif self._deadline is None:
+            self._deadline = self.loop.call_at(self._since + self.read_timeout, self._on_deadline)
 
     def _done_waiting(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+        self._since = None
         self._waiting.arriving_bytes -= self._arriving
         self._arriving = 0
         self._waiting.connections.pop(self, None)
