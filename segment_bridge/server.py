@@ -41,6 +41,7 @@ import logging
 import math
 import os
 import sys
+import threading
 import time
 import traceback
 from collections import OrderedDict, deque
@@ -115,9 +116,6 @@ DEFAULT_DEDUP_CACHE = 100_000
 DEFAULT_DEAD_LETTER_FILE = "segment-bridge-refused.jsonl"
 #: Bytes of a malformed body kept in its dead-letter record.
 DEFAULT_DEAD_LETTER_BODY_LIMIT = 64 * 1024
-#: Threads writing dead-letter records: while one waits for ``fsync``, the others write theirs, and the next ``fsync``
-#: covers them all (group commit: one ``fsync`` per group of requests, not per request).
-_DEAD_LETTER_THREADS = 8
 #: Bodies larger than this are translated on a worker thread rather than on the event loop.
 _TRANSLATE_INLINE_LIMIT = 256 * 1024
 #: How long a Segment answer counts as "recent" for /healthz.
@@ -858,7 +856,11 @@ class _Bridge:
         self.dead_letter: DeadLetterWriter | None = (
             DeadLetterWriter(config.dead_letter) if config.dead_letter is not None else None
         )
-        self._dead_letter_executor = ThreadPoolExecutor(_DEAD_LETTER_THREADS, thread_name_prefix="dead-letter")
+        self._dead_letter_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dead-letter")
+        # Requests' records waiting for the dead-letter thread, and whether it is at work (shared with it).
+        self._to_record: list[tuple[list[tuple[Refusal, Any]], asyncio.Future[Exception | None]]] = []
+        self._to_record_lock = threading.Lock()
+        self._recording = False
         self.batcher: GroupCommitBatcher | None = None
         self._deadlines = _Deadlines()
         self.active = 0
@@ -873,7 +875,7 @@ class _Bridge:
             # Started again after a stop (a host that re-runs the lifespan, a test client used twice): what the
             # stop shut down is made anew; the transport and the dead-letter file reopen on their next write.
             self.closing = False
-            self._dead_letter_executor = ThreadPoolExecutor(_DEAD_LETTER_THREADS, thread_name_prefix="dead-letter")
+            self._dead_letter_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dead-letter")
         self.batcher = GroupCommitBatcher(
             self._send,
             max_messages=self.config.batch_messages,
@@ -1190,20 +1192,48 @@ class _Bridge:
                 )
             return True
 
-        def write_all() -> None:
-            for refusal, event in records:
-                writer.write(refusal, event)
-            # Answered 200, a refused event exists only here: it must survive a machine crash, not only the process's.
-            if self.config.dead_letter_fsync:
-                writer.sync()
-
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._dead_letter_executor, write_all)
-        except Exception as error:
+        loop = asyncio.get_running_loop()
+        recorded: asyncio.Future[Exception | None] = loop.create_future()
+        with self._to_record_lock:
+            self._to_record.append((records, recorded))
+            idle, self._recording = not self._recording, True
+        if idle:
+            self._dead_letter_executor.submit(self._record_pending, writer, loop)
+        error = await recorded
+        if error is not None:
             logger.error(_line("dead_letter_failed", error=type(error).__name__, records=len(records)))
             return False
         self.metrics.dead_letters.labels(kind).inc(len(records))
         return True
+
+    def _record_pending(self, writer: DeadLetterWriter, loop: asyncio.AbstractEventLoop) -> None:
+        """Write every request's records waiting, then one ``fsync`` for them all; until none wait (a worker thread).
+
+        Answered 200, a refused event exists only in this file: it must survive a machine crash, not only the
+        process's. Requests that queue while an ``fsync`` runs share the next one (group commit).
+        """
+        while True:
+            with self._to_record_lock:
+                jobs, self._to_record = self._to_record, []
+                if not jobs:
+                    self._recording = False
+                    return
+            errors: list[Exception | None] = []
+            for records, _ in jobs:
+                try:
+                    for refusal, event in records:
+                        writer.write(refusal, event)
+                except Exception as error:
+                    errors.append(error)
+                else:
+                    errors.append(None)
+            if self.config.dead_letter_fsync:
+                try:
+                    writer.sync()
+                except Exception as error:
+                    errors = [own or error for own in errors]
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is left waiting
+                loop.call_soon_threadsafe(_settle_recorded, [job[1] for job in jobs], errors)
 
     def _finish(
         self,
@@ -1240,6 +1270,12 @@ class _Bridge:
         if self.batcher is not None:
             self.metrics.pending.set(self.batcher.pending)
         return Response(generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _settle_recorded(futures: list[asyncio.Future[Exception | None]], errors: list[Exception | None]) -> None:
+    for future, error in zip(futures, errors, strict=True):
+        if not future.done():
+            future.set_result(error)
 
 
 def _test_id(element: Any) -> str | None:

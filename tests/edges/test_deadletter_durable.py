@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -158,3 +159,47 @@ def test_serve_answers_503_when_the_records_cannot_be_synced(monkeypatch: pytest
     # Not durable, so not acknowledged: Twilio retries.
     assert answer.status_code == 503
     assert answer.headers["Retry-After"]
+
+
+def test_requests_that_queue_during_an_fsync_share_the_next_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "refused.jsonl"
+    path.touch()
+    real_fsync = os.fsync
+    entered, release = threading.Event(), threading.Event()
+    synced: list[int] = []
+
+    def held_fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_size)
+        entered.set()
+        release.wait(10)  # the first fsync is held until the other requests wait behind it
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", held_fsync)
+    app = serve_app(path)
+    bridge = app.state.bridge
+    with testclient.TestClient(app) as client:
+        answers: list[Any] = []
+        first = threading.Thread(target=lambda: answers.append(post_signed(client, refused_body(1))))
+        others = [
+            threading.Thread(target=lambda n=n: answers.append(post_signed(client, refused_body(2 + n))))
+            for n in range(3)
+        ]
+        try:
+            first.start()
+            assert entered.wait(10)
+            for thread in others:
+                thread.start()
+            give_up = time.monotonic() + 10
+            while len(bridge._to_record) < 3:  # the three wait for the dead-letter thread, held in the first fsync
+                assert time.monotonic() < give_up, "the other requests never queued"
+                threading.Event().wait(0.005)
+        finally:
+            release.set()
+            for thread in [first, *others]:
+                thread.join(10)
+    assert [answer.status_code for answer in answers] == [200] * 4
+    # One fsync for the first request, one for the three that queued behind it.
+    assert synced == [synced[0], path.stat().st_size]
+    assert path.read_bytes().count(b"\n") == 1 + 2 + 3 + 4
