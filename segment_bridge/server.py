@@ -1007,8 +1007,17 @@ class _Bridge:
             limit = self.config.max_body_size
             return self._finish(started, 413, {"error": f"body over {limit} bytes"}, log={"limit": limit})
         if isinstance(body, _Disconnected):
-            # Nothing was processed; Twilio sees a failed delivery and retries.
-            return self._finish(started, 400, {"error": "client disconnected"}, log={"disconnected": True})
+            # Nothing was processed; Twilio sees a failed delivery and retries. No WARNING line each, nor a latency:
+            # under a slow-client attack these are the connections the read timeout closes, hundreds a second, and
+            # segment_bridge._arrival counts them in one line every 10 s.
+            from starlette.responses import Response
+
+            self.metrics.count_response(400)
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    _line("request", status=400, ms=round((time.monotonic() - started) * 1000, 1), disconnected=True)
+                )
+            return Response(b'{"error":"client disconnected"}', status_code=400, media_type="application/json")
         failed = self._check_signature(request, body)
         if failed is not None:
             self.metrics.signature_failures.labels(failed).inc()

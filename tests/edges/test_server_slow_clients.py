@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import IO
 
 import orjson
 import pytest
@@ -36,9 +37,19 @@ PATIENCE = 20.0
 _RUNNING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
 
+class Serve:
+    def __init__(self, url: str, log: IO[bytes]) -> None:
+        self.url = url
+        self._log = log
+
+    def log(self) -> str:
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
+
+
 @contextmanager
-def running(standin: StandIn, write_key: str, *args: str) -> Iterator[str]:
-    """``segment-bridge serve`` in a subprocess (its own working directory), delivering to the stand-in; its URL."""
+def running(standin: StandIn, write_key: str, *args: str) -> Iterator[Serve]:
+    """``segment-bridge serve`` in a subprocess (its own working directory), delivering to the stand-in."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("SEGMENT_", "TWILIO_"))}
     env.update(TWILIO_AUTH_TOKEN=TOKEN, SEGMENT_WRITE_KEY=write_key, SEGMENT_HOST=standin.url)
     command = [sys.executable, "-m", "segment_bridge", "serve", "--port", "0", "--public-url", PUBLIC_URL, *args]
@@ -54,7 +65,7 @@ def running(standin: StandIn, write_key: str, *args: str) -> Iterator[str]:
                     threading.Event().wait(0.02)  # polling the log file for the port line, not synchronising
             log.seek(0)
             assert match is not None, "serve did not start:\n" + log.read().decode(errors="replace")
-            yield f"http://127.0.0.1:{match.group(1)}"
+            yield Serve(f"http://127.0.0.1:{match.group(1)}", log)
         finally:
             process.terminate()
             try:
@@ -197,7 +208,9 @@ def test_slow_unsigned_requests_hold_no_slot_and_are_closed_after_the_read_timeo
 ) -> None:
     read_timeout = 2.0
     slow_bodies, slow_headers = 40, 20
-    with running(standin, write_key, "--max-concurrency", "10", "--read-timeout", str(read_timeout)) as url:
+    args = ("--max-concurrency", "10", "--read-timeout", str(read_timeout), "--log-level", "info")
+    with running(standin, write_key, *args) as served:
+        url = served.url
         port = int(url.rsplit(":", 1)[1])
         with slow_clients(port) as clients, httpx.Client(base_url=url, timeout=10) as client:
             for number in range(slow_bodies):
@@ -228,10 +241,15 @@ def test_slow_unsigned_requests_hold_no_slot_and_are_closed_after_the_read_timeo
             took = [clients.closed[i] - clients.opened[i] for i in clients.closed]
             assert min(took) >= read_timeout
             assert not any(clients.pending[i] == b"" for i in clients.closed), "a slow request was sent whole"
+        # Counted in one WARNING line (at most every 10 s), not one line per closed connection.
+        log = served.log()
+        assert '"event":"connections_closed"' in log
+        assert '"disconnected":true' not in log
 
 
 def test_over_max_connections_the_longest_waiting_connection_makes_room(standin: StandIn, write_key: str) -> None:
-    with running(standin, write_key, "--max-connections", "30", "--read-timeout", "60") as url:
+    with running(standin, write_key, "--max-connections", "30", "--read-timeout", "60") as served:
+        url = served.url
         port = int(url.rsplit(":", 1)[1])
         with slow_clients(port) as clients, httpx.Client(base_url=url, timeout=10) as client:
             for _ in range(40):
@@ -245,7 +263,8 @@ def test_over_max_connections_the_longest_waiting_connection_makes_room(standin:
 
 def test_over_max_arriving_bytes_the_longest_arriving_request_is_closed(standin: StandIn, write_key: str) -> None:
     args = ("--max-body-size", "100000", "--max-arriving-bytes", "200000", "--read-timeout", "60")
-    with running(standin, write_key, *args) as url:
+    with running(standin, write_key, *args) as served:
+        url = served.url
         port = int(url.rsplit(":", 1)[1])
         with slow_clients(port) as clients, httpx.Client(base_url=url, timeout=10) as client:
             head = (
