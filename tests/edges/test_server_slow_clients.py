@@ -277,3 +277,34 @@ def test_over_max_arriving_bytes_the_longest_arriving_request_is_closed(standin:
             # in, the one evicted is the oldest still holding bytes), never a newer one.
             assert clients.wait(lambda: len(clients.closed) >= 2)
             assert set(clients.closed) == {0, 1}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"read_timeout": 0}, "read timeout must be between 0 and 300 seconds"),
+        ({"read_timeout": 301}, "read timeout must be between 0 and 300 seconds"),
+        ({"max_connections": 0}, "max connections must be at least 1"),
+        ({"max_body_size": 1000, "max_arriving_bytes": 999}, "max arriving bytes must be at least the max body size"),
+    ],
+)
+def test_bounds_that_cannot_work_are_refused_at_start(changes: dict[str, float], message: str) -> None:
+    from segment_bridge.exceptions import ConfigurationError
+    from segment_bridge.server import ServerConfig
+
+    with pytest.raises(ConfigurationError, match=message):
+        ServerConfig(public_url=PUBLIC_URL, **changes)  # type: ignore[arg-type]
+
+
+def test_the_default_bounds_follow_the_body_size_and_the_descriptor_limit() -> None:
+    import resource
+
+    from segment_bridge.server import ServerConfig, uvicorn_http_protocol
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    protocol = uvicorn_http_protocol(ServerConfig(public_url=PUBLIC_URL, max_body_size=32 * 1024 * 1024))
+    assert protocol.keywords == {
+        "read_timeout": 5.0,
+        "max_connections": max(64, soft - 128),
+        "max_arriving_bytes": 128 * 1024 * 1024,
+    }
