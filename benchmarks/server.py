@@ -24,6 +24,11 @@ current directory's package by accident::
 
     cd /tmp && python /work/main/benchmarks/server.py --concurrency 100 --duration 5 --rounds 3 \
         --variant before=/tmp/old --variant after=/tmp/new --variant after-q1=/tmp/new,quiet=0.001
+
+What the dead-letter ``fsync`` costs (every request refused and recorded; ``fsync`` on, then off)::
+
+    cd /tmp && python /work/main/benchmarks/server.py --concurrency 1 10 100 --refused 1 \
+        --variant fsync=/work/main --variant nofsync=/work/main,dead_letter_fsync=0
 """
 
 from __future__ import annotations
@@ -95,7 +100,9 @@ settings, config = _config_from_args(args, os.environ)
 config = dataclasses.replace(config, **json.loads(sys.argv[1]))
 print("variant config:", {k: getattr(config, k) for k in json.loads(sys.argv[1])}, file=sys.stderr)
 app = create_app(settings, config)
-uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="info", access_log=False,
+import segment_bridge.server as server
+http = server.uvicorn_http_protocol(config) if hasattr(server, "uvicorn_http_protocol") else "auto"
+uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="info", access_log=False, http=http,
     timeout_graceful_shutdown=max(10, math.ceil(config.delivery_budget) + 5), lifespan="on")).run()
 """
 
@@ -196,15 +203,23 @@ def standin_stats(url: str) -> dict[str, int]:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def signed_requests(count: int, host: str, start: int = 0) -> tuple[list[bytes], int]:
+#: A deprecated type: refused, recorded in the dead-letter file, answered 200 (``--refused``).
+REFUSED_TYPE = "com.twilio.voice.webhook.status-callback.call.answered"
+
+
+def signed_requests(count: int, host: str, start: int = 0, refused: float = 0.0) -> tuple[list[bytes], int]:
     """``count`` complete HTTP/1.1 requests, each one distinct call event, signed as Twilio would.
 
+    A share ``refused`` of them, evenly spread, carry an event of a deprecated type instead (dead-lettered).
     Returns the requests and the next unused call number.
     """
     requests: list[bytes] = []
     call = start
     while len(requests) < count:
         for event in call_events(call, seed=7):
+            index = len(requests)
+            if int((index + 1) * refused) > int(index * refused):
+                event = {**event, "type": REFUSED_TYPE}
             body = orjson.dumps(event)
             url, signature = sign(PUBLIC_URL, body, TOKEN)
             query = url.partition("?")[2]
@@ -350,6 +365,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="serve importing segment_bridge from PATH with ServerConfig overrides (repeatable); replaces 'serve'",
     )
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds per target; medians reported")
+    parser.add_argument(
+        "--refused",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of requests (0-1) whose event is refused and dead-lettered, e.g. to measure the fsync",
+    )
     parser.add_argument("--bare-app", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.bare_app:
@@ -383,10 +405,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             for round_number in range(args.rounds):
                 print(f"c={concurrency} round {round_number + 1}/{args.rounds}", file=sys.stderr)
                 # Each run gets events never sent before, so no redelivery is answered from the cache.
-                bare_requests, prepared = signed_requests(pool, bare.url, start=prepared)
+                bare_requests, prepared = signed_requests(pool, bare.url, start=prepared, refused=args.refused)
                 targets: list[tuple[str, Process, list[bytes], str | None]] = [("bare", bare, bare_requests, None)]
                 for name, server in servers:
-                    requests, prepared = signed_requests(pool, server.url, start=prepared)
+                    requests, prepared = signed_requests(pool, server.url, start=prepared, refused=args.refused)
                     targets.append((name, server, requests, segment_url))
                 for target, server, requests, segment in targets:
                     result = measure(target, server, requests, concurrency, args.duration, segment)

@@ -8,6 +8,7 @@ itself held and the bridge's own reasons.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 from types import TracebackType
@@ -22,8 +23,10 @@ __all__ = ["DeadLetterWriter"]
 
 
 class DeadLetterWriter:
-    """Append dead-letter records to a JSON Lines file, flushing each so a crash loses none.
+    """Append dead-letter records to a JSON Lines file, flushing each so a crash of the process loses none.
 
+    A record is in the operating system's hands once :meth:`write` returns; :meth:`sync` makes every record written
+    so far durable on disk (``fsync``), for whoever must not acknowledge an event before (``serve``).
     Thread-safe; the file is created on the first record, so a clean run leaves no empty file behind.
     """
 
@@ -32,6 +35,10 @@ class DeadLetterWriter:
         self.count = 0
         self._file: IO[bytes] | None = None
         self._lock = threading.Lock()
+        # Records written (count at the last write) and made durable; the file's directory entry, once created.
+        self._sync_lock = threading.Lock()
+        self._synced = 0
+        self._created = False
 
     def write(self, refusal: Refusal, event: Any) -> None:
         """Record one refused or failed event.
@@ -49,6 +56,7 @@ class DeadLetterWriter:
         with self._lock:
             try:
                 if self._file is None:
+                    self._created = not self.path.exists()
                     self._file = self.path.open("ab")
                 self._file.write(line)
                 self._file.flush()
@@ -57,6 +65,41 @@ class DeadLetterWriter:
                     f"cannot write dead-letter file {self.path}: {error.strerror or type(error).__name__}"
                 ) from None
             self.count += 1
+
+    def sync(self) -> None:
+        """Make every record written so far durable (``fsync``); concurrent callers share one ``fsync``.
+
+        A caller whose records an ``fsync`` already covers returns at once; records written while one runs are
+        covered by the next, so under load one ``fsync`` serves many records.
+
+        Raises:
+            ConfigurationError: the file cannot be synced.
+        """
+        with self._lock:
+            wanted = self.count
+        with self._sync_lock:
+            if self._synced >= wanted:
+                return
+            with self._lock:
+                file, covered, created = self._file, self.count, self._created
+            if file is None:
+                return
+            try:
+                os.fsync(file.fileno())
+                if created:
+                    # A new file is durable only once its directory entry is.
+                    directory = os.open(self.path.parent, os.O_RDONLY)
+                    try:
+                        os.fsync(directory)
+                    finally:
+                        os.close(directory)
+                    with self._lock:
+                        self._created = False
+            except OSError as error:
+                raise ConfigurationError(
+                    f"cannot sync dead-letter file {self.path}: {error.strerror or type(error).__name__}"
+                ) from None
+            self._synced = covered
 
     def close(self) -> None:
         """Close the file if it was opened."""

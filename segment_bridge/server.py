@@ -43,6 +43,7 @@ import logging
 import math
 import os
 import sys
+import threading
 import time
 import traceback
 from collections import OrderedDict, deque
@@ -96,6 +97,11 @@ DEFAULT_MAX_BODY_SIZE = 4 * 1024 * 1024
 DEFAULT_DELIVERY_BUDGET = 4.0
 #: Requests handled at once before answering 429.
 DEFAULT_MAX_CONCURRENCY = 1000
+#: Seconds a request may take to arrive whole (headers and body), from its first byte or its connection's opening.
+#: Twilio waits 5 s for the whole answer, and its requests arrive in milliseconds.
+DEFAULT_READ_TIMEOUT = 5.0
+#: Bytes held at once by requests still arriving, before the longest-arriving one is closed (at least 4 bodies).
+DEFAULT_MAX_ARRIVING_BYTES = 64 * 1024 * 1024
 #: A partial batch waits this long for company when nothing else is in flight.
 DEFAULT_LINGER = 0.005
 #: ...and at most this long when other batches are in flight (their completion flushes it sooner).
@@ -143,7 +149,14 @@ class ServerConfig:
         insecure_no_signature: accept unsigned requests (local testing only; logged loudly at start).
         max_body_size: bytes; larger bodies get 413.
         delivery_budget: seconds per request for delivery, retries included, before answering 503.
-        max_concurrency: requests in progress at once before answering 429.
+        max_concurrency: requests in progress at once before answering 429; only a complete request with a good
+            signature takes one.
+        read_timeout: seconds a request may take to arrive whole, headers and body (``serve`` closes the
+            connection after that; see :mod:`segment_bridge._arrival`).
+        max_connections: open connections before the one that has waited longest for a request is closed for a
+            new one; ``None``: the file-descriptor limit less a reserve.
+        max_arriving_bytes: bytes held by requests still arriving before the longest-arriving one is closed;
+            ``None``: the larger of 64 MiB and 4 bodies of ``max_body_size``.
         linger: seconds a partial batch waits for more events when no batch is in flight.
         max_linger: seconds a partial batch waits at most while other batches are in flight.
         max_in_flight: Segment requests in flight at once.
@@ -151,6 +164,8 @@ class ServerConfig:
         dedup_cache_size: delivered messageIds remembered to answer redeliveries without Segment.
         dead_letter: JSON Lines file for refused events and malformed bodies; ``None`` logs them instead.
         dead_letter_body_limit: bytes of a malformed body kept in its dead-letter record.
+        dead_letter_fsync: make a request's dead-letter records durable (``fsync``) before answering it; ``False``
+            risks losing refused events answered 200 in a machine crash (for measuring what it costs).
         dry_run: send nothing; write each batch as a JSON line to ``out`` or standard output.
         out: with or without ``dry_run``, write batches to this file instead of Segment.
         hash_key: HMAC key for mappings that hash phone numbers (``SEGMENT_BRIDGE_HASH_KEY``); masked.
@@ -165,6 +180,9 @@ class ServerConfig:
     max_body_size: int = DEFAULT_MAX_BODY_SIZE
     delivery_budget: float = DEFAULT_DELIVERY_BUDGET
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    max_connections: int | None = None
+    max_arriving_bytes: int | None = None
     linger: float = DEFAULT_LINGER
     max_linger: float = DEFAULT_MAX_LINGER
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
@@ -172,6 +190,7 @@ class ServerConfig:
     dedup_cache_size: int = DEFAULT_DEDUP_CACHE
     dead_letter: Path | None = None
     dead_letter_body_limit: int = DEFAULT_DEAD_LETTER_BODY_LIMIT
+    dead_letter_fsync: bool = True
     dry_run: bool = False
     out: Path | None = None
     hash_key: SecretStr | None = field(default=None, repr=False)
@@ -186,6 +205,12 @@ class ServerConfig:
             raise ConfigurationError(f"batch size must be between 1 and {MAX_BATCH_MESSAGES}")
         if self.linger < 0 or self.max_linger < self.linger:
             raise ConfigurationError("linger must be >= 0 and max linger >= linger")
+        if not 0 < self.read_timeout <= 300:
+            raise ConfigurationError("read timeout must be between 0 and 300 seconds (Twilio waits 5 s)")
+        if self.max_connections is not None and self.max_connections < 1:
+            raise ConfigurationError("max connections must be at least 1")
+        if self.max_arriving_bytes is not None and self.max_arriving_bytes < self.max_body_size:
+            raise ConfigurationError("max arriving bytes must be at least the max body size")
         if self.public_url is not None:
             _check_public_url(self.public_url)
             object.__setattr__(self, "public_url", _without_user_info(self.public_url))
@@ -384,6 +409,11 @@ class _Metrics:
             registry=r,
         )
         self.in_progress = Gauge("segment_bridge_requests_in_progress", "POST /events in progress.", registry=r)
+        self.receiving = Gauge(
+            "segment_bridge_requests_receiving",
+            "POST /events whose body is still arriving (they hold no delivery slot until their signature holds).",
+            registry=r,
+        )
         self.pending = Gauge("segment_bridge_pending_events", "Events waiting for a Segment batch.", registry=r)
         self.dead_letters = Counter(
             "segment_bridge_dead_letter_records", "Records written to the dead-letter file.", ["kind"], registry=r
@@ -880,6 +910,10 @@ class _Bridge:
             DeadLetterWriter(config.dead_letter) if config.dead_letter is not None else None
         )
         self._dead_letter_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dead-letter")
+        # Requests' records waiting for the dead-letter thread, and whether it is at work (shared with it).
+        self._to_record: list[tuple[list[tuple[Refusal, Any]], asyncio.Future[Exception | None]]] = []
+        self._to_record_lock = threading.Lock()
+        self._recording = False
         self.batcher: GroupCommitBatcher | None = None
         self._deadlines = _Deadlines()
         self.active = 0
@@ -985,12 +1019,22 @@ class _Bridge:
         if self.batcher is None:
             # Mounted inside another app, whose lifespan does not run ours: start on first use.
             self.start()
-        if self.active >= self.config.max_concurrency:
-            return self._finish(started, 429, {"error": "too many concurrent requests"}, {"Retry-After": "1"}, {})
-        self.active += 1
-        self.metrics.in_progress.inc()
         try:
-            return await self._events(request, started)
+            received = await self._receive(request, started)
+            if not isinstance(received, bytes):
+                return received
+            # Only a complete request with a good signature takes a delivery slot: requests still arriving, or
+            # forged, must never crowd out Twilio's (the time a request may take to arrive is bounded below uvicorn,
+            # by segment_bridge._arrival).
+            if self.active >= self.config.max_concurrency:
+                return self._finish(started, 429, {"error": "too many concurrent requests"}, {"Retry-After": "1"}, {})
+            self.active += 1
+            self.metrics.in_progress.inc()
+            try:
+                return await self._events(received, started)
+            finally:
+                self.active -= 1
+                self.metrics.in_progress.dec()
         except Exception as error:
             # A bug must not turn into a 500 with a traceback: 503 makes Twilio retry the request. The ERROR line
             # names the exception type and where it was raised, not its message (which may quote a payload).
@@ -1006,22 +1050,36 @@ class _Bridge:
             return self._finish(
                 started, 503, {"error": "internal error"}, {"Retry-After": str(_DEFAULT_RETRY_AFTER)}, log={}
             )
-        finally:
-            self.active -= 1
-            self.metrics.in_progress.dec()
 
-    async def _events(self, request: Request, started: float) -> Response:
-        body = await self._read_body(request)
+    async def _receive(self, request: Request, started: float) -> bytes | Response:
+        """The body of a request whose signature holds, or the answer to a request that goes no further."""
+        self.metrics.receiving.inc()
+        try:
+            body = await self._read_body(request)
+        finally:
+            self.metrics.receiving.dec()
         if body is None:
             limit = self.config.max_body_size
             return self._finish(started, 413, {"error": f"body over {limit} bytes"}, log={"limit": limit})
         if isinstance(body, _Disconnected):
-            # Nothing was processed; Twilio sees a failed delivery and retries.
-            return self._finish(started, 400, {"error": "client disconnected"}, log={"disconnected": True})
+            # Nothing was processed; Twilio sees a failed delivery and retries. No WARNING line each, nor a latency:
+            # under a slow-client attack these are the connections the read timeout closes, hundreds a second, and
+            # segment_bridge._arrival counts them in one line every 10 s.
+            from starlette.responses import Response
+
+            self.metrics.count_response(400)
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    _line("request", status=400, ms=round((time.monotonic() - started) * 1000, 1), disconnected=True)
+                )
+            return Response(b'{"error":"client disconnected"}', status_code=400, media_type="application/json")
         failed = self._check_signature(request, body)
         if failed is not None:
             self.metrics.signature_failures.labels(failed).inc()
             return self._finish(started, 403, {"error": "signature", "check": failed}, log={"check": failed})
+        return body
+
+    async def _events(self, body: bytes, started: float) -> Response:
         translations = await self._translate(body)
         # A translated event is a CloudEvent object with a type: no need to decode it again (``t.event`` would).
         if not any(t.track is not None or _is_cloud_event_like(t.event) for t in translations):
@@ -1208,17 +1266,48 @@ class _Bridge:
                 )
             return True
 
-        def write_all() -> None:
-            for refusal, event in records:
-                writer.write(refusal, event)
-
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._dead_letter_executor, write_all)
-        except Exception as error:
+        loop = asyncio.get_running_loop()
+        recorded: asyncio.Future[Exception | None] = loop.create_future()
+        with self._to_record_lock:
+            self._to_record.append((records, recorded))
+            idle, self._recording = not self._recording, True
+        if idle:
+            self._dead_letter_executor.submit(self._record_pending, writer, loop)
+        error = await recorded
+        if error is not None:
             logger.error(_line("dead_letter_failed", error=type(error).__name__, records=len(records)))
             return False
         self.metrics.dead_letters.labels(kind).inc(len(records))
         return True
+
+    def _record_pending(self, writer: DeadLetterWriter, loop: asyncio.AbstractEventLoop) -> None:
+        """Write every request's records waiting, then one ``fsync`` for them all; until none wait (a worker thread).
+
+        Answered 200, a refused event exists only in this file: it must survive a machine crash, not only the
+        process's. Requests that queue while an ``fsync`` runs share the next one (group commit).
+        """
+        while True:
+            with self._to_record_lock:
+                jobs, self._to_record = self._to_record, []
+                if not jobs:
+                    self._recording = False
+                    return
+            errors: list[Exception | None] = []
+            for records, _ in jobs:
+                try:
+                    for refusal, event in records:
+                        writer.write(refusal, event)
+                except Exception as error:
+                    errors.append(error)
+                else:
+                    errors.append(None)
+            if self.config.dead_letter_fsync:
+                try:
+                    writer.sync()
+                except Exception as error:
+                    errors = [own or error for own in errors]
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is left waiting
+                loop.call_soon_threadsafe(_settle_recorded, [job[1] for job in jobs], errors)
 
     def _finish(
         self,
@@ -1271,6 +1360,12 @@ class _Bridge:
         if self.batcher is not None:
             self.metrics.pending.set(self.batcher.pending)
         return Response(generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _settle_recorded(futures: list[asyncio.Future[Exception | None]], errors: list[Exception | None]) -> None:
+    for future, error in zip(futures, errors, strict=True):
+        if not future.done():
+            future.set_result(error)
 
 
 def _test_id(element: Any) -> str | None:
@@ -1538,6 +1633,30 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"requests in progress before answering 429 (default: {DEFAULT_MAX_CONCURRENCY})",
     )
+    parser.add_argument(
+        "--read-timeout",
+        type=_positive_seconds,
+        default=DEFAULT_READ_TIMEOUT,
+        metavar="SECONDS",
+        help="close a connection whose request (headers and body) has not arrived whole this long after its first "
+        f"byte or the connection's opening (default: {DEFAULT_READ_TIMEOUT})",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=_at_least_one,
+        default=None,
+        metavar="N",
+        help="open connections before the one waiting longest for a request is closed for a new one "
+        "(default: the file-descriptor limit less 128)",
+    )
+    parser.add_argument(
+        "--max-arriving-bytes",
+        type=_at_least_one,
+        default=None,
+        metavar="BYTES",
+        help="bytes held by requests still arriving before the longest-arriving one is closed "
+        "(default: 64 MiB, or 4 bodies of --max-body-size if more)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="send nothing: write each batch to stdout or --out")
     parser.add_argument("--out", metavar="PATH", help="write batches as JSON Lines to PATH instead of Segment")
     kept = parser.add_mutually_exclusive_group()
@@ -1585,6 +1704,9 @@ def _config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> t
         max_body_size=args.max_body_size,
         delivery_budget=args.delivery_budget,
         max_concurrency=args.max_concurrency,
+        read_timeout=args.read_timeout,
+        max_connections=args.max_connections,
+        max_arriving_bytes=args.max_arriving_bytes,
         dry_run=args.dry_run,
         out=args.out,
         dead_letter=None if args.no_dead_letter else args.dead_letter or DEFAULT_DEAD_LETTER_FILE,
@@ -1626,6 +1748,9 @@ _SERVE_KEYS = (
     "max_body_size",
     "delivery_budget",
     "max_concurrency",
+    "read_timeout",
+    "max_connections",
+    "max_arriving_bytes",
     "dry_run",
     "out",
     "dead_letter",
@@ -1666,6 +1791,18 @@ def _configure_logging(log_level: str) -> None:
     logging.getLogger("segment_bridge").setLevel(level)
 
 
+def uvicorn_http_protocol(config: ServerConfig) -> Any:
+    """``uvicorn.Config(http=...)`` for ``config``: h11 with bounds on requests still arriving.
+
+    ``serve`` uses it, and so should a host running :func:`create_app` under uvicorn itself (the ``[server]`` extra).
+    """
+    from segment_bridge._arrival import default_max_connections, protocol_factory
+
+    max_connections = config.max_connections or default_max_connections()
+    max_arriving = config.max_arriving_bytes or max(DEFAULT_MAX_ARRIVING_BYTES, 4 * config.max_body_size)
+    return protocol_factory(config.read_timeout, max_connections, max_arriving)
+
+
 def serve_main(args: argparse.Namespace) -> int:
     """Run ``segment-bridge serve`` with parsed arguments; returns the exit status.
 
@@ -1691,6 +1828,7 @@ def serve_main(args: argparse.Namespace) -> int:
         "access_log": False,  # one structured line per request is ours; uvicorn's would double it
         "timeout_graceful_shutdown": max(10, math.ceil(config.delivery_budget) + 5),
         "lifespan": "on",
+        "http": uvicorn_http_protocol(config),
     }
     if workers > 1:
         os.environ[_SERVE_ENV] = _worker_options(args, config)
