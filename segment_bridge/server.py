@@ -102,7 +102,7 @@ DEFAULT_MAX_LINGER = 0.02
 DEFAULT_MAX_IN_FLIGHT = 4
 #: Messages per Segment request. Every request waits for its own batch, so under load a batch goes as soon as this
 #: many events wait: 30 keeps Segment requests per event near 0.04 (at most 1/30) while no request queues behind a
-#: long batch; measured against 500 at 100 clients: +18-20% requests/s, p50 -20 ms (docs/webhook.md §7.4).
+#: long batch; measured against 500 at 100 clients: +18-20% requests/s, p50 -20 ms (benchmarks/README.md §7.4).
 DEFAULT_BATCH_MESSAGES = 30
 #: Recently delivered messageIds remembered for redeliveries.
 DEFAULT_DEDUP_CACHE = 100_000
