@@ -135,3 +135,18 @@ def test_replay_prints_no_sdk_lines_even_quiet(tmp_path: Any, write_key: str) ->
     assert summary.startswith("segment-bridge: delivered 0,")
     failures = [line for line in result.stderr.splitlines()[:-1] if ": failed " in line and "delivery_failed" in line]
     assert len(failures) == len(result.stderr.splitlines()) - 1 == 3, result.stderr
+
+
+def test_replay_log_level_debug_is_human_lines_and_never_the_write_key(tmp_path: Any, standin: Any) -> None:
+    source = tmp_path / "events.jsonl"
+    source.write_bytes(b"\n".join(orjson.dumps(e) for e in call_events(4)) + b"\n")
+    command = [sys.executable, "-m", "segment_bridge", "replay", "--segment-host", standin.url]
+    command += ["--log-level", "debug", str(source)]
+    env = base_env(SEGMENT_WRITE_KEY=standin.write_key)
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("segment-bridge: DEBUG: urllib3.") for line in lines), lines  # debug really is on
+    assert all(line.startswith("segment-bridge: ") for line in lines), lines
+    assert standin.write_key not in result.stderr  # the SDK logs the request body, key included, at DEBUG
+    assert lines[-1].startswith("segment-bridge: delivered ")
