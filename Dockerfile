@@ -1,5 +1,7 @@
 # segment-bridge webhook receiver: `segment-bridge serve` for a Twilio Event Streams webhook sink.
 #
+# Built from a checkout (git clone https://github.com/segment-bridge/segment-bridge; the package is not on PyPI yet):
+#
 #   docker build -t segment-bridge .
 #   docker run --rm -p 8000:8000 \
 #     -e TWILIO_AUTH_TOKEN -e SEGMENT_WRITE_KEY \
@@ -10,7 +12,9 @@
 # Refused events go to /var/lib/segment-bridge/segment-bridge-refused.jsonl (the working directory; keep it on a
 # volume); `--dead-letter PATH` names another file.
 #
-# Secrets come from the environment (or *_FILE variables pointing at mounted files), never from the image.
+# Secrets come from the environment (or *_FILE variables, or --write-key-file / --hash-key-file, naming mounted
+# files), never from the image. Every log line on standard error is one JSON object; `docker stop` (SIGTERM) drains,
+# logs the counts and exits 0.
 
 FROM python:3.12-slim AS build
 WORKDIR /src

@@ -50,6 +50,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from segment_bridge._logging import JsonFormatter, drop_sdk_duplicates
 from segment_bridge.catalog import TEST_EVENT_TYPE
 from segment_bridge.deadletter import DeadLetterWriter
 from segment_bridge.delivery import (
@@ -88,6 +89,8 @@ _DEFAULT_HINT = (
 _LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR}
 
 _log = logging.getLogger(LOGGER_NAME)
+#: Loggers of the libraries the handler calls into (the Segment SDK, its retry helper, HTTP).
+_LIBRARY_LOGGERS = ("segment", "backoff", "analytics", "urllib3")
 
 TransportFactory = Callable[[float], Transport]
 Clock = Callable[[], float]
@@ -112,7 +115,8 @@ class _StdoutLines(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            sys.stdout.write(record.getMessage() + "\n")
+            # Without a formatter this is the message itself (ours is already a JSON object).
+            sys.stdout.write(self.format(record) + "\n")
             sys.stdout.flush()
         except Exception:  # logging must never break the invocation
             self.handleError(record)
@@ -135,6 +139,15 @@ def _configure_logging(environ: Mapping[str, str]) -> None:
         _log.addHandler(_StdoutLines())
     # Our handler already writes the line; propagating would print it a second time through the runtime's.
     _log.propagate = False
+    # The libraries' lines would reach the runtime's plain-text handler on the root logger; they get JSON too.
+    for name in _LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        if not any(isinstance(h, _StdoutLines) for h in library.handlers):
+            handler = _StdoutLines()
+            handler.setFormatter(JsonFormatter())
+            library.addHandler(handler)
+        library.propagate = False
+    drop_sdk_duplicates()
 
 
 def _number(environ: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
@@ -485,6 +498,12 @@ def reset_runtime() -> None:
     if _RUNTIME and _RUNTIME[0].dead_letter is not None:
         _RUNTIME[0].dead_letter.close()
     _RUNTIME.clear()
+    # The libraries' loggers go back to propagating: the process may go on to log in another way (tests).
+    for name in _LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        for old in [h for h in library.handlers if isinstance(h, _StdoutLines)]:
+            library.removeHandler(old)
+        library.propagate = True
 
 
 def _runtime() -> LambdaRuntime:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from segment_bridge import __version__
+from segment_bridge._logging import configure_text_logging, remove_handler
 from segment_bridge.deadletter import DeadLetterWriter
 from segment_bridge.delivery import (
     DEFAULT_BATCH_MESSAGES,
@@ -108,6 +109,16 @@ def _add_mapping_options(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="file holding the HMAC key for hashing phone numbers, when the mapping turns hashing on "
         "(env: SEGMENT_BRIDGE_HASH_KEY holds the key itself)",
+    )
+
+
+def _add_log_level(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="least level of the log lines from the bridge and its libraries, one human-readable line each "
+        "(default: warning)",
     )
 
 
@@ -344,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     translate.add_argument("--quiet", "-q", action="store_true", help="no per-refusal lines (the summary stays)")
     _add_mapping_options(translate)
+    _add_log_level(translate)
 
     replay = commands.add_parser(
         "replay",
@@ -400,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
         " no --dead-letter file)",
     )
     _add_mapping_options(replay)
+    _add_log_level(replay)
 
     serve = commands.add_parser(
         "serve",
@@ -424,6 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     err = sys.stderr
+    handler = configure_text_logging(args.log_level) if args.command in ("translate", "replay") else None
     try:
         if args.command == "translate":
             return _run_translate(args, sys.stdout.buffer, err)
@@ -454,6 +468,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{_PROG}: interrupted", file=err)
         return 130
+    finally:
+        if handler is not None:
+            remove_handler(handler)
     parser.error(f"unknown command {args.command!r}")
     return EXIT_USAGE  # pragma: no cover - parser.error exits
 

@@ -35,6 +35,10 @@ __all__ = [
 ]
 
 
+#: Where the package is installed from until it is published (``[project.urls] Source`` in pyproject.toml).
+SOURCE_URL = "https://github.com/segment-bridge/segment-bridge"
+
+
 class BridgeError(Exception):
     """Root of every error segment-bridge raises on purpose."""
 
@@ -48,7 +52,11 @@ class MissingExtraError(ConfigurationError, ImportError):
 
     def __init__(self, extra: str, feature: str) -> None:
         self.extra = extra
-        super().__init__(f"{feature} needs the [{extra}] extra: pip install 'segment-bridge[{extra}]'")
+        # Not on PyPI yet: the lines that work today come first, the published form is marked as such.
+        super().__init__(
+            f"{feature} needs the [{extra}] extra: pip install 'segment-bridge[{extra}] @ git+{SOURCE_URL}' "
+            f"(or pip install '.[{extra}]' in a checkout; once published: pip install 'segment-bridge[{extra}]')"
+        )
 
 
 class MappingError(BridgeError):

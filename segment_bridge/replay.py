@@ -10,11 +10,14 @@ batch was not accepted after retries). Refused and failed events go to the dead-
 
 **Checkpoint.** A position (``file index, line``) is *resolved* once every event read from it is delivered,
 refused, acknowledged, or failed and written to the dead-letter file. :class:`Checkpoint` stores the last position
-up to which everything is resolved, atomically (temporary file + ``os.replace``), at most every ``interval``
-seconds and at the end. A replay killed at any moment (even ``SIGKILL``) and run again with the same checkpoint
-skips only resolved positions, so it loses nothing; it re-sends at most what was in flight or resolved since the
-last save, which Segment deduplicates by ``messageId``. A failed event with no dead-letter file never resolves, so
-the checkpoint stops before it and the next run tries it again.
+up to which everything is resolved, plus the last position read and the unresolved positions before it (those in
+flight or waiting in a batch: :class:`ResumePoint`), atomically (temporary file + ``os.replace``), every
+``interval`` seconds, every ``concurrency`` x ``max_messages`` messages resolved, and at the end. A replay killed
+at any moment (even ``SIGKILL``) and run again with the same checkpoint skips only resolved positions, so it loses
+nothing; it re-sends what was in flight or resolved since the last save (at most 2 x ``concurrency`` x
+``max_messages`` messages, however long one batch was held in retries), which Segment deduplicates by
+``messageId``. A failed event with no dead-letter file never resolves, so the checkpoint lists it as unresolved
+and the next run tries it again.
 
 No argument parsing or printing here: the CLI draws progress through the ``progress`` hook and maps
 :attr:`ReplaySummary.exit_code` to its exit status.
@@ -66,6 +69,7 @@ __all__ = [
     "Position",
     "RecordTranslations",
     "ReplaySummary",
+    "ResumePoint",
     "is_regular_file",
     "replay",
     "replay_files",
@@ -164,6 +168,24 @@ class InputHead:
         return now is not None and now.size == self.size and now.sha256 == self.sha256
 
 
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """What a checkpoint says is done: up to ``position`` everything, up to ``through`` all but ``pending``.
+
+    ``pending`` are the positions still in flight, or waiting in a batch, when it was saved. With ``position``
+    alone, a batch held in retries would hold back everything read after it, and a resumed run would send all of
+    that again; with the positions after it that finished, a resume re-sends about what was in flight.
+    """
+
+    position: Position
+    through: Position
+    pending: frozenset[Position] = frozenset()
+
+    def done(self, position: Position) -> bool:
+        """Whether ``position`` was resolved in the run that saved this point."""
+        return position <= self.position or (position <= self.through and position not in self.pending)
+
+
 class Checkpoint:
     """A replay's resume point in a small JSON file, replaced atomically.
 
@@ -190,8 +212,10 @@ class Checkpoint:
         self.heads = tuple(heads)
         self.interval = interval
         self._clock = clock
-        self._saved: Position | None = None
+        self._saved: Position | ResumePoint | None = None
         self._last_save = float("-inf")
+        #: What the loaded checkpoint says is done, beyond :meth:`load`'s position (``None`` before a load).
+        self.resume: ResumePoint | None = None
 
     def __repr__(self) -> str:
         return f"Checkpoint({str(self.path)!r})"
@@ -216,6 +240,13 @@ class Checkpoint:
             key = str(data.get("key", ""))
             # Checkpoints written before fingerprints existed have none: they resume as they always did.
             heads = [InputHead(str(h["name"]), int(h["size"]), str(h["sha256"])) for h in data.get("heads", [])]
+            # ... nor do those written before the positions done past the first unfinished one were kept.
+            through = data.get("through", position)
+            resume = ResumePoint(
+                loaded,
+                max(loaded, (int(through[0]), int(through[1]))),
+                frozenset((int(p[0]), int(p[1])) for p in data.get("pending", [])),
+            )
         except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError):
             raise ConfigurationError(f"checkpoint {str(self.path)!r} is not a segment-bridge checkpoint") from None
         if key != self.key:
@@ -229,23 +260,41 @@ class Checkpoint:
                     "bytes differ): resuming would skip events never sent; remove the checkpoint to start over"
                 )
         self._saved = loaded
+        self.resume = resume
         return loaded
 
-    def save(self, position: Position, *, force: bool = False) -> bool:
+    def due(self) -> bool:
+        """Whether :meth:`save` without ``force`` would write now (the interval since the last save has passed)."""
+        return self._clock() - self._last_save >= self.interval
+
+    def save(self, position: Position, *, force: bool = False, ahead: ResumePoint | None = None) -> bool:
         """Store ``position`` unless it is already stored or the last save is too recent; say if it wrote.
+
+        ``ahead``, when given, also records the positions after ``position`` already done (its ``through`` minus
+        its ``pending``); its own ``position`` is ignored.
 
         The temporary file is flushed to disk before it replaces the old one, so the checkpoint on disk is
         always a complete file, old or new, even after a power cut.
         """
-        if position == self._saved:
+        state: Position | ResumePoint = position
+        if ahead is not None and ahead.through > position:
+            state = ResumePoint(position, ahead.through, ahead.pending)
+        if state == self._saved:
             return False
         now = self._clock()
         if not force and now - self._last_save < self.interval:
             return False
         heads = [{"name": h.name, "size": h.size, "sha256": h.sha256} for h in self.heads]
-        data = orjson.dumps(
-            {"version": _CHECKPOINT_VERSION, "key": self.key, "heads": heads, "position": list(position)}
-        )
+        content: dict[str, Any] = {
+            "version": _CHECKPOINT_VERSION,
+            "key": self.key,
+            "heads": heads,
+            "position": list(position),
+        }
+        if isinstance(state, ResumePoint):
+            content["through"] = list(state.through)
+            content["pending"] = sorted(map(list, state.pending))
+        data = orjson.dumps(content)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             with tmp.open("wb") as file:
@@ -255,7 +304,7 @@ class Checkpoint:
             os.replace(tmp, self.path)
         except OSError as exc:
             raise ConfigurationError(f"cannot write checkpoint {str(self.path)!r}: {exc.strerror}") from None
-        self._saved = position
+        self._saved = state
         self._last_save = now
         return True
 
@@ -308,6 +357,24 @@ class _Window:
         while self._slots and self._slots[0].complete and self._slots[0].pending == 0:
             self.resolved = self._slots.popleft().position
         return self.resolved
+
+    def ahead(self, limit: int) -> tuple[Position, list[Position]] | None:
+        """The last position read and the unresolved positions up to it (at most ``limit`` of them).
+
+        Every position in the window that is not unresolved is resolved, and so is every position between two
+        of them that the window no longer holds (it was collapsed into a run of resolved ones). Past ``limit``
+        unresolved positions (failures kept for the next run, with no dead-letter file), the answer stops at the
+        last one listed: what follows it is not claimed, so it is sent again.
+        """
+        if not self._slots:
+            return None
+        pending: list[Position] = []
+        for slot in self._slots:
+            if slot.pending or not slot.complete:
+                if len(pending) == limit:
+                    return pending[-1], pending
+                pending.append(slot.position)
+        return self._slots[-1].position, pending
 
 
 @dataclass(slots=True)
@@ -424,21 +491,45 @@ def replay(
     policy = policy if policy is not None else RetryPolicy()
     summary = ReplaySummary()
     resume = checkpoint.load() if checkpoint is not None else None
+    point = checkpoint.resume if checkpoint is not None else None
     summary.checkpoint = resume
     window = _Window()
     in_flight: dict[Future[list[BatchResult]], _Pending] = {}
     current = _Pending()
     slot: _Slot | None = None
+    # Saving after this many messages resolved, besides every ``interval`` seconds, bounds what a SIGKILL loses to
+    # about one more window of batches in flight, however fast they go.
+    save_every = concurrency * max_messages
+    # Unresolved positions a checkpoint lists: those in flight, in the batch being filled, and the one being read.
+    pending_limit = (concurrency + 1) * max_messages + 1
+    unsaved = 0
+    last_seen: Position = (0, 0)
+
+    def save_checkpoint(*, force: bool = False) -> None:
+        nonlocal unsaved
+        if checkpoint is None or not (force or unsaved >= save_every or checkpoint.due()):
+            return
+        # (0, 0) comes before every position: nothing is done at the front yet, but maybe much after it.
+        base = window.resolved or resume or (0, 0)
+        ahead = window.ahead(pending_limit)
+        through, pending = ahead if ahead is not None else (base, [])
+        if point is not None and point.through > through and len(pending) < pending_limit:
+            # This run has not read as far as the last one had finished: what that one had done still is.
+            pending = pending + [p for p in point.pending if p > last_seen]
+            through = point.through
+        checkpoint.save(base, force=True, ahead=ResumePoint(base, through, frozenset(pending)))
+        unsaved = 0
 
     def settle(done: Iterable[Future[list[BatchResult]]]) -> None:
+        nonlocal unsaved
         for future in done:
             pending = in_flight.pop(future)
             _settle(pending, future.result(), summary, dead_letter, on_failure)
+            unsaved += len(pending.calls)
         position = window.advance()
         if position is not None:
             summary.checkpoint = position
-            if checkpoint is not None:
-                checkpoint.save(position)
+        save_checkpoint()
         if progress is not None:
             progress(summary)
 
@@ -464,7 +555,8 @@ def replay(
                     settle_finished()
                     continue
                 position, translation = item
-                if resume is not None and position <= resume:
+                last_seen = position
+                if point is not None and point.done(position):
                     if slot is None or slot.position != position:
                         summary.skipped += 1
                         slot = _Slot(position)  # a throwaway marker so each skipped position counts once
@@ -511,8 +603,7 @@ def replay(
             final = window.advance()
             if final is not None:
                 summary.checkpoint = final
-                if checkpoint is not None:
-                    checkpoint.save(final, force=True)
+            save_checkpoint(force=True)
     if progress is not None:
         progress(summary)
     return summary
@@ -560,7 +651,9 @@ class RecordTranslations:
         after: skip records at or before this position.
     """
 
-    def __init__(self, records: Iterable[Record], mapping: CompiledMapping, *, after: Position | None = None):
+    def __init__(
+        self, records: Iterable[Record], mapping: CompiledMapping, *, after: Position | ResumePoint | None = None
+    ):
         self._records = records
         self._mapping = mapping
         self.after = after
@@ -568,9 +661,13 @@ class RecordTranslations:
 
     def __iter__(self) -> Iterator[tuple[Position, Translation]]:
         after = self.after
+        done = after.done if isinstance(after, ResumePoint) else None
         for record in self._records:
             position = (record.file_index, record.line)
-            if after is not None and position <= after:
+            if done is not None and done(position):
+                self.skipped += 1
+                continue
+            if isinstance(after, tuple) and position <= after:
                 self.skipped += 1
                 continue
             for translation in translate_record(record.raw, self._mapping):
@@ -626,7 +723,9 @@ def replay_files(
             raise ConfigurationError(f"--checkpoint needs regular input files: {shown} cannot be resumed")
         heads = [head for head in map(InputHead.of, names) if head is not None]
         checkpoint = Checkpoint(checkpoint_path, key="\n".join(names), heads=heads, interval=checkpoint_interval)
-    after = checkpoint.load() if checkpoint is not None else None
+    after: Position | ResumePoint | None = checkpoint.load() if checkpoint is not None else None
+    if checkpoint is not None and checkpoint.resume is not None:
+        after = checkpoint.resume
     source = RecordTranslations(iter_records(names), mapping, after=after)
     summary = replay(source, transport, checkpoint=checkpoint, dead_letter=dead_letter, **options)
     summary.skipped += source.skipped

@@ -42,6 +42,7 @@ import itertools
 import logging
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -110,7 +111,7 @@ DEFAULT_MAX_LINGER = 0.02
 DEFAULT_MAX_IN_FLIGHT = 4
 #: Messages per Segment request. Every request waits for its own batch, so under load a batch goes as soon as this
 #: many events wait: 30 keeps Segment requests per event near 0.04 (at most 1/30) while no request queues behind a
-#: long batch; measured against 500 at 100 clients: +18-20% requests/s, p50 -20 ms (docs/webhook.md §7.4).
+#: long batch; measured against 500 at 100 clients: +18-20% requests/s, p50 -20 ms (benchmarks/README.md §7.4).
 DEFAULT_BATCH_MESSAGES = 30
 #: Recently delivered messageIds remembered for redeliveries.
 DEFAULT_DEDUP_CACHE = 100_000
@@ -1536,6 +1537,9 @@ drop. See docs/webhook.md.
 environment: TWILIO_AUTH_TOKEN (or TWILIO_AUTH_TOKEN_FILE), SEGMENT_WRITE_KEY (or SEGMENT_WRITE_KEY_FILE),
 SEGMENT_BRIDGE_PUBLIC_URL, SEGMENT_HOST, SEGMENT_REGION, SEGMENT_BRIDGE_MAPPING, SEGMENT_BRIDGE_HASH_KEY;
 TWILIO_SECONDARY_AUTH_TOKEN and SEGMENT_BRIDGE_SHARED_KEYS (each or its _FILE) for token rotation and shared keys.
+
+exit status: 0 stopped by SIGTERM after draining, 130 stopped by Ctrl-C after draining (both log the counts),
+2 usage or configuration error (a missing secret, an address in use).
 """
 _SERVE_ENV = "_SEGMENT_BRIDGE_SERVE_ARGS"
 
@@ -1676,24 +1680,41 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=env("SEGMENT_BRIDGE_MAPPING") or None,
         help="mapping file instead of the packaged default (env: SEGMENT_BRIDGE_MAPPING)",
     )
+    parser.add_argument(
+        "--hash-key-file",
+        metavar="PATH",
+        help="file holding the HMAC key for hashing phone numbers, when the mapping turns hashing on "
+        "(env: SEGMENT_BRIDGE_HASH_KEY holds the key itself)",
+    )
+    parser.add_argument(
+        "--write-key-file",
+        metavar="PATH",
+        help="file holding the Segment write key (env: SEGMENT_WRITE_KEY or SEGMENT_WRITE_KEY_FILE)",
+    )
     parser.add_argument("--segment-host", metavar="URL", default=None, help="Segment base URL (env: SEGMENT_HOST)")
     parser.add_argument("--region", choices=["us", "eu"], default=None, help="Segment region (env: SEGMENT_REGION)")
     parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="(default: info)"
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="(default: info); every line on standard error is one JSON object",
     )
 
 
 def _config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Settings, ServerConfig]:
-    from segment_bridge.settings import Settings
+    from segment_bridge.settings import Settings, read_secret_file
 
     file_output = bool(args.dry_run or args.out)
     settings = Settings.from_env(
         environ,
+        write_key_file=getattr(args, "write_key_file", None),
         host=args.segment_host,
         region=args.region,
         mapping=args.mapping,
         require_write_key=not file_output,
     )
+    hash_key_file = getattr(args, "hash_key_file", None)
+    hash_key = SecretStr(read_secret_file(hash_key_file, "the hash key file")) if hash_key_file else None
     config = ServerConfig.from_env(
         environ,
         public_url=args.public_url,
@@ -1710,6 +1731,7 @@ def _config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> t
         dry_run=args.dry_run,
         out=args.out,
         dead_letter=None if args.no_dead_letter else args.dead_letter or DEFAULT_DEAD_LETTER_FILE,
+        hash_key=hash_key,
     )
     config.check_security()
     if config.dead_letter is not None:
@@ -1759,6 +1781,9 @@ _SERVE_KEYS = (
     "segment_host",
     "region",
     "log_level",
+    # Paths, not secrets: each worker reads the files itself.
+    "write_key_file",
+    "hash_key_file",
 )
 
 
@@ -1781,14 +1806,13 @@ def app_from_environment() -> Starlette:
     # A worker is a fresh process: without this its INFO lines (one per request, the sink test id) are lost.
     _configure_logging(args.log_level)
     settings, config = _config_from_args(args, os.environ)
-    return create_app(settings, config)
+    return _logging_summary(create_app(settings, config))
 
 
 def _configure_logging(log_level: str) -> None:
-    level = getattr(logging, str(log_level).upper(), logging.INFO)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
-    logging.getLogger("segment_bridge").setLevel(level)
+    from segment_bridge._logging import configure_json_logging
+
+    configure_json_logging(log_level)
 
 
 def uvicorn_http_protocol(config: ServerConfig) -> Any:
@@ -1806,25 +1830,38 @@ def uvicorn_http_protocol(config: ServerConfig) -> Any:
 def serve_main(args: argparse.Namespace) -> int:
     """Run ``segment-bridge serve`` with parsed arguments; returns the exit status.
 
-    Raises:
-        MissingExtraError: the ``[server]`` extra (starlette, uvicorn, prometheus-client) is not installed.
-        ConfigurationError: a missing secret or an invalid option (the CLI prints it and exits 2).
+    0 after a SIGTERM (an orchestrator's stop) once the server has drained, 130 after Ctrl-C (SIGINT), likewise
+    drained; both log the counts of what was done first (``"event":"summary"``). 2, after one JSON line
+    (``"event":"configuration_error"``), when it cannot start: the ``[server]`` extra is missing, a secret is
+    missing, an option is invalid, or the address cannot be listened on.
     """
+    # Before anything can fail: every line serve writes, a start-up error included, is one JSON object.
+    _configure_logging(args.log_level)
+    try:
+        return _serve(args)
+    except BridgeError as error:
+        logger.error(_line("configuration_error", message=str(error)))
+        return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
     try:
         import prometheus_client  # noqa: F401
         import starlette  # noqa: F401
         import uvicorn
     except ImportError:
         raise MissingExtraError("server", "segment-bridge serve") from None
+    from segment_bridge._logging import uvicorn_log_config
 
-    _configure_logging(args.log_level)
     # Validate everything in the parent first, so a bad option is one line and exit 2, not a crash per worker.
     settings, config = _config_from_args(args, os.environ)
+    _check_address(args.host, args.port)
     workers = args.workers or 1
     common: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
         "log_level": str(args.log_level),
+        "log_config": uvicorn_log_config(),
         "access_log": False,  # one structured line per request is ours; uvicorn's would double it
         "timeout_graceful_shutdown": max(10, math.ceil(config.delivery_budget) + 5),
         "lifespan": "on",
@@ -1834,11 +1871,93 @@ def serve_main(args: argparse.Namespace) -> int:
         os.environ[_SERVE_ENV] = _worker_options(args, config)
         uvicorn.run("segment_bridge.server:app_from_environment", factory=True, workers=workers, **common)
         return 0
-    app = create_app(settings, config)
+    app = _logging_summary(create_app(settings, config))
     server = uvicorn.Server(uvicorn.Config(app, **common))
-    server.run()
-    # uvicorn exits the process itself when the app fails at startup; a clean stop lands here.
-    return 0 if server.started else 1
+    received: list[int] = []
+
+    def remember(signum: int, _frame: object) -> None:
+        # uvicorn handles the signal while it runs, then raises it again once it has drained: it lands here.
+        received.append(signum)
+        server.should_exit = True
+
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, remember) for signum in handled}
+    try:
+        server.run()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if not server.started:
+        return 1  # pragma: no cover - uvicorn exits the process itself when the app fails at startup
+    status = 130 if signal.SIGINT in received else 0
+    logger.info(_line("exit", signal=signal.Signals(received[-1]).name if received else None, status=status))
+    return status
+
+
+def _logging_summary(app: Starlette) -> Starlette:
+    """Log the counts of what the app did once its lifespan has ended (drained), in every worker process."""
+    inner = app.router.lifespan_context
+    bridge: _Bridge = app.state.bridge
+
+    @contextlib.asynccontextmanager
+    async def lifespan(started: Starlette) -> AsyncIterator[Any]:
+        async with inner(started) as state:
+            yield state
+        logger.info(_line("summary", **_totals(bridge.metrics)))
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def _totals(metrics: _Metrics) -> dict[str, Any]:
+    """Events by outcome, refusals by reason and answers by status, from the app's metrics."""
+    outcomes = dict.fromkeys(("delivered", "acknowledged", "refused", "failed"), 0)
+    reasons: dict[str, int] = {}
+    for metric in metrics.events.collect():
+        for sample in metric.samples:
+            if not sample.name.endswith("_total"):
+                continue
+            outcome, count = sample.labels["outcome"], int(sample.value)
+            outcomes[outcome] = outcomes.get(outcome, 0) + count
+            if outcome == "refused" and count:
+                reasons[sample.labels["reason"]] = reasons.get(sample.labels["reason"], 0) + count
+    answers: dict[str, int] = {}
+    for metric in metrics.responses.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total") and sample.value:
+                answers[sample.labels["status"]] = int(sample.value)
+    return {**outcomes, "refused_reasons": reasons, "responses": answers}
+
+
+def _check_address(host: str, port: int) -> None:
+    """Fail at start, in one line, when ``host:port`` cannot be listened on (a port in use, an unknown host).
+
+    uvicorn would log the error and exit 3 (its "startup failure"); an address is configuration, exit 2.
+    """
+    import socket
+
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise ConfigurationError(
+            f"cannot listen on {shown}: {error.strerror}; give --host an address of this host"
+        ) from None
+    if port == 0:
+        return  # any free port: nothing to probe
+    for family, kind, proto, _name, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            # The options asyncio uses for the real socket, so the probe fails exactly when the server would.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as error:
+                reason = (error.strerror or type(error).__name__).lower()
+                raise ConfigurationError(
+                    f"cannot listen on {shown}: {reason}; stop what uses it or give another --port"
+                ) from None
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
@@ -1846,12 +1965,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="segment-bridge serve", description="Receive Twilio Event Streams webhooks.")
     add_serve_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        return serve_main(args)
-    except BridgeError as error:
-        # The one place this module prints: a startup error is one line and exit 2, like the CLI.
-        print(f"segment-bridge serve: error: {error}", file=sys.stderr)  # noqa: T201
-        return 2
+    return serve_main(args)  # a start-up error is one JSON line and exit 2, as in the CLI
 
 
 if __name__ == "__main__":  # pragma: no cover - exercised in a subprocess

@@ -6,6 +6,7 @@ while building the app showed a traceback per worker, and uvicorn restarted the 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -48,5 +49,8 @@ def test_serve_with_workers_exits_2_with_one_line_before_starting_workers(tmp_pa
         check=False,
     )
     assert done.returncode == 2
-    assert done.stderr.strip() == f"segment-bridge: error: {MESSAGE}"
+    # serve writes one JSON object per line, its start-up errors included.
+    (line,) = done.stderr.strip().splitlines()
+    record = json.loads(line)
+    assert (record["level"], record["event"], record["message"]) == ("error", "configuration_error", MESSAGE)
     assert "Traceback" not in done.stderr

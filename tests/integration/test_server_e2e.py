@@ -199,7 +199,7 @@ def test_workers_log_each_request_like_a_single_process() -> None:
     assert response.status_code == 200
     log = server.log
     assert log.count('"event":"started"') == 2
-    assert re.search(r' INFO segment_bridge\.server \{"event":"request","status":200', log), log
+    assert re.search(r'"level":"info","logger":"segment_bridge\.server","event":"request","status":200', log), log
 
 
 def serve_at_start(args: list[str]) -> subprocess.CompletedProcess[str]:
