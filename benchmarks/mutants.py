@@ -123,7 +123,7 @@ def pytest(copy: Path, selection: list[str], timeout: float) -> tuple[int | None
 def first_failure(output: str) -> str:
     """The first failed test of pytest's short summary (``-rfE``), not a captured log line."""
     for line in output.splitlines():
-        match = re.match(r"(?:FAILED|ERROR) (tests/\S+)", line)
+        match = re.match(r"(?:FAILED|ERROR) (tests/.+?)(?: - |$)", line)
         if match:
             return match.group(1)
     return ""

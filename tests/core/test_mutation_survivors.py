@@ -156,3 +156,51 @@ def test_a_20_digit_integer_is_decoded_exactly() -> None:
     (in_array,) = translate(line, MAPPING)
     assert in_array.outcome is Outcome.REFUSED, "2**64 would be sent as a rounded float"
     assert in_array.refusal is not None and "64-bit" in in_array.refusal.message
+
+
+# -- found by the kept mutant list (benchmarks/mutants.toml) -----------------------------------------------------
+
+
+def _mapping(tmp_path: Path, old: str, new: str) -> Any:
+    text = packaged_mapping().read_text()
+    assert old in text
+    path = tmp_path / "mapping.toml"
+    path.write_text(text.replace(old, new))
+    return load_mapping(path)
+
+
+def test_an_integer_beyond_64_bits_in_string_data_is_refused_not_rounded() -> None:
+    # Twilio sends some events with data as a JSON-encoded string: its integers must stay as exact as elsewhere.
+    event = without_long_digit_runs(load_event("real_inbound_answered.json"))
+    event["data"]["request"]["parameters"]["CallDuration"] = 2**64
+    event["data"] = json.dumps(event["data"])
+    for raw in (json.dumps(event), json.dumps([event])):
+        (translation,) = translate(raw, MAPPING)
+        assert translation.refusal is not None, "2**64 would be sent as a rounded float"
+        assert "64-bit" in translation.refusal.message
+
+
+def test_a_message_identified_by_user_id_alone_is_sent(tmp_path: Path) -> None:
+    mapping = _mapping(
+        tmp_path,
+        'anonymous_id = ["derived:customer_phone", "param:CallSid", "data:sid"]\n'
+        '# user_id = ["param:CustomerId"]   # set it only if your calls carry your own user id\nuser_id = []',
+        'anonymous_id = []\nuser_id = ["param:AccountSid"]',
+    )
+    event = load_event("real_inbound_answered.json")
+    # Non-ASCII, so the message takes the full check rather than the small-ASCII shortcut.
+    event["data"]["request"]["parameters"]["CallerName"] = "Zoë"
+    (translation,) = translate(orjson.dumps(event), mapping)
+    assert translation.track is not None, translation.refusal
+    assert "anonymousId" not in translation.track.message
+    assert translation.track.message["userId"] == event["data"]["request"]["parameters"]["AccountSid"]
+
+
+def test_the_longest_message_id_prefix_the_mapping_allows_gives_sendable_messages(tmp_path: Path) -> None:
+    # The mapping takes a prefix of up to 59 characters: 59 + ":" + 40 hex digits is Segment's 100.
+    mapping = _mapping(tmp_path, 'message_id_prefix = "twilio-voice"', f'message_id_prefix = "{"p" * 59}"')
+    event = load_event("real_inbound_answered.json")
+    event["data"]["request"]["parameters"]["CallerName"] = "Zoë"  # the full check, not the shortcut
+    (translation,) = translate(orjson.dumps(event), mapping)
+    assert translation.track is not None, translation.refusal
+    assert len(translation.track.message_id) == 100
