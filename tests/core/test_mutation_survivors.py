@@ -20,7 +20,7 @@ from segment_bridge import Outcome, Refusal, RefusalReason, load_mapping, transl
 from segment_bridge._resources import packaged_mapping
 from segment_bridge.deadletter import DeadLetterWriter
 from segment_bridge.events import event_timestamp, loads_exact
-from segment_bridge.track import MAX_MESSAGE_BYTES
+from segment_bridge.track import MAX_MESSAGE_BYTES, TrackCall, batch_growth
 
 MAPPING = load_mapping()
 
@@ -204,3 +204,35 @@ def test_the_longest_message_id_prefix_the_mapping_allows_gives_sendable_message
     (translation,) = translate(orjson.dumps(event), mapping)
     assert translation.track is not None, translation.refusal
     assert len(translation.track.message_id) == 100
+
+
+def test_dead_letter_records_keep_integers_exact_to_the_digit(tmp_path: Path) -> None:
+    # 2**64 itself is exactly a float too: only an integer a float cannot hold shows a rounding on the way.
+    path = tmp_path / "dead.jsonl"
+    event = {"id": "EV1", "data": {"request": {"parameters": {"CallDuration": 2**64 + 1, "SequenceNumber": 3}}}}
+    with DeadLetterWriter(path) as writer:
+        writer.write(Refusal(RefusalReason.INVALID_EVENT, "a mapped value cannot be sent", event_id="EV1"), event)
+    (line,) = path.read_bytes().splitlines()
+    assert b'"CallDuration":18446744073709551617' in line
+    parameters = json.loads(line)["event"]["data"]["request"]["parameters"]
+    assert parameters == {"CallDuration": 2**64 + 1, "SequenceNumber": 3}
+    assert all(type(value) is int for value in parameters.values())
+
+
+def test_each_dead_letter_record_is_on_disk_and_counted_as_soon_as_written(tmp_path: Path) -> None:
+    # A crash right after a refusal must not lose its record: it is flushed before write() returns, not at close.
+    path = tmp_path / "dead.jsonl"
+    with DeadLetterWriter(path) as writer:
+        for number in (1, 2):
+            writer.write(Refusal(RefusalReason.INVALID_EVENT, "bad", event_id=f"EV{number}"), {"id": f"EV{number}"})
+            assert len(path.read_bytes().splitlines()) == number
+            assert writer.count == number  # what the replay summary reports as dead-lettered
+
+
+def test_a_batch_counts_the_comma_between_messages() -> None:
+    call = TrackCall.from_message({"messageId": "m", "event": "Call Answered", "anonymousId": "a"}, "VW1", "t")
+    assert batch_growth(0, 0, call, 10, 1_000) == call.size  # the first message: no comma
+    assert batch_growth(1, call.size, call, 10, 1_000) == call.size + 1
+    # Two messages fit only with the comma between them counted in.
+    assert batch_growth(1, call.size, call, 10, 2 * call.size + 1) == call.size + 1
+    assert batch_growth(1, call.size, call, 10, 2 * call.size) is None
