@@ -6,6 +6,7 @@ The mutants are kept in benchmarks/mutants.toml; ``python benchmarks/mutants.py`
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -99,13 +100,19 @@ def _message_for(length: int) -> dict[str, Any]:
 
 
 @pytest.fixture
-def kathmandu(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def kathmandu() -> Iterator[None]:
     """The process's local time zone is UTC+05:45 for the test (no host setting can hide a local-time reading)."""
-    monkeypatch.setenv("TZ", "NPT-5:45")  # POSIX form: UTC+05:45 with no time-zone database needed
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "NPT-5:45"  # POSIX form: UTC+05:45 with no time-zone database needed
     time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
 
 
 @pytest.mark.usefixtures("kathmandu")
