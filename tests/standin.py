@@ -35,7 +35,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -112,6 +112,7 @@ class StandIn:
         self._requests: list[RequestRecord] = []
         self._violations: list[str] = []
         self._connections: set[socket.socket] = set()
+        self._in_flight = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -136,6 +137,9 @@ class StandIn:
         if server is None:
             return
         server.shutdown()
+        # Handler threads are daemons that server_close() does not join: let the requests being answered finish
+        # (a SLOW answer, a latency), so what a test reads after stop() is settled.
+        self.wait_idle(timeout=10)
         with self._lock:
             connections = list(self._connections)
         for conn in connections:
@@ -201,6 +205,11 @@ class StandIn:
         with self._changed:
             return self._changed.wait_for(lambda: len(self._accepted) >= count, timeout=timeout)
 
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until no request is being handled (all answered or dropped); False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._in_flight == 0, timeout=timeout)
+
     def stats(self) -> dict[str, int]:
         """Counts of requests, accepted messages (with and without repeats) and violations."""
         with self._lock:
@@ -212,6 +221,18 @@ class StandIn:
             }
 
     # -- request handling (called from handler threads) -----------------------------------------------------
+
+    @contextlib.contextmanager
+    def _handling(self) -> Iterator[None]:
+        """Count a request from the moment it is read until it is answered, for :meth:`wait_idle`."""
+        with self._changed:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._in_flight -= 1
+                self._changed.notify_all()
 
     def _next_fault(self) -> Fault | int | None:
         with self._lock:
@@ -297,12 +318,20 @@ def _make_handler(standin: StandIn) -> type[BaseHTTPRequestHandler]:
             """Stay quiet: tests read the records instead."""
 
         def do_GET(self) -> None:
+            with standin._handling():
+                self._get()
+
+        def do_POST(self) -> None:
+            with standin._handling():
+                self._post()
+
+        def _get(self) -> None:
             if self.path == "/__standin/stats":
                 self._answer(200, standin.stats())
             else:
                 self._answer(404, {"code": "not_found", "message": "no such path"})
 
-        def do_POST(self) -> None:
+        def _post(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             raw = self.rfile.read(length)
             retry_count = int(self.headers.get("X-Retry-Count", "0"))
@@ -340,9 +369,11 @@ def _make_handler(standin: StandIn) -> type[BaseHTTPRequestHandler]:
                 standin._record(RequestRecord(None, messages, len(raw), fault, retry_count))
                 self._drop()
                 return
+            # Recorded before the delay, like every other answer: a client that gave up on a slow answer has
+            # seen the request, so a test that reads the records then must find it there.
+            standin._record(RequestRecord(200, messages, len(raw), fault, retry_count))
             if fault is Fault.SLOW:
                 time.sleep(standin.slow_seconds)
-            standin._record(RequestRecord(200, messages, len(raw), fault, retry_count))
             self._answer(200, {"success": True})
 
         def _check(self, raw: bytes) -> tuple[int, dict[str, Any], int]:
@@ -409,6 +440,11 @@ class StandInProcess:
         if not self.url:
             self.close()
             raise RuntimeError("the stand-in process did not start")
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until no request is being handled (all answered or dropped); False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._in_flight == 0, timeout=timeout)
 
     def stats(self) -> dict[str, int]:
         """The stand-in's counters (``GET /__standin/stats``)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segment_bridge.track import MAX_MESSAGE_ID_LENGTH, TrackCall, message_id_for
@@ -10,6 +10,7 @@ from segment_bridge.track import MAX_MESSAGE_ID_LENGTH, TrackCall, message_id_fo
 ids = st.text(min_size=1, max_size=300)
 
 
+@settings(deadline=None)  # a busy machine is no failure
 @given(ids, ids, ids)
 def test_message_id_is_deterministic_and_at_most_100_characters(source: str, event_id: str, event_type: str) -> None:
     first = message_id_for(source, event_id, event_type, "twilio-voice")
@@ -18,6 +19,7 @@ def test_message_id_is_deterministic_and_at_most_100_characters(source: str, eve
     assert first.startswith("twilio-voice:")
 
 
+@settings(deadline=None)  # a busy machine is no failure
 @given(ids, ids, ids, ids)
 def test_message_id_differs_when_any_field_differs(source: str, event_id: str, event_type: str, other: str) -> None:
     base = message_id_for(source, event_id, event_type, "p")
@@ -42,6 +44,7 @@ def test_track_call_serializes_once_and_hides_payload_in_repr() -> None:
     assert "+1415" not in repr(call)
 
 
+@settings(deadline=None)  # a busy machine is no failure
 @given(
     st.dictionaries(
         st.text(max_size=10),
@@ -59,6 +62,7 @@ def test_size_is_never_below_what_the_sdk_sends(properties: dict[str, object]) -
     assert call.size >= len(call.body)
 
 
+@settings(deadline=None)  # a busy machine is no failure
 @given(
     st.dictionaries(
         st.text(max_size=4),

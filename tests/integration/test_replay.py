@@ -93,7 +93,9 @@ def test_thousands_of_events_through_faults_all_arrive(tmp_path, mapping, write_
                 sleep=no_sleep,
                 progress=lambda s: seen.append(s.delivered),
             )
-        faults = Counter(r.fault for r in segment.requests)
+    # Read once the stand-in has stopped: stop() waits for the answers still on their way (a SLOW one the client
+    # gave up on), so every request is counted.
+    faults = Counter(r.fault for r in segment.requests)
 
     assert len(wanted) == 4_000
     assert segment.accepted_ids == wanted  # every translatable event, by messageId
