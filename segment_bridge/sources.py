@@ -24,6 +24,7 @@ import itertools
 import json
 import re
 import sys
+import zlib
 from collections.abc import Generator, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -273,6 +274,24 @@ def iter_records(names: Iterable[str]) -> Iterator[Record]:
             stream = open_input(name, stack)
             try:
                 yield from _records_of(name, file_index, stream)
-            except (OSError, EOFError) as error:
-                # A truncated gzip member or an I/O error mid-file: say where, and stop rather than guess.
-                raise ConfigurationError(f"cannot read {name}: {error}") from None
+            except (OSError, EOFError, zlib.error, UnicodeError) as error:
+                # A corrupt or truncated gzip member or an I/O error mid-file: say which input, and stop rather
+                # than guess at what the rest holds.
+                raise ConfigurationError(f"cannot read {name}: {_read_failure(error)}") from None
+
+
+def _read_failure(error: Exception) -> str:
+    """One line on why an input could not be read, without the names of the modules that noticed."""
+    if isinstance(error, gzip.BadGzipFile):
+        if str(error).startswith("Not a gzipped file"):  # its message quotes the first bytes: keep them out
+            return "not a gzip file (its name ends in .gz, but it does not start as gzip data does)"
+        return f"corrupt gzip data ({str(error).lower()})"
+    if isinstance(error, EOFError):
+        return "the gzip data ends early (a truncated file?)"
+    if isinstance(error, zlib.error):
+        return "corrupt gzip data (the compressed stream does not decode)"
+    if isinstance(error, UnicodeError):
+        return "the text cannot be decoded"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error) or type(error).__name__
