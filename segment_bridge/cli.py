@@ -86,7 +86,10 @@ examples:
   segment-bridge check-mapping my-mapping.toml
 
 Validates the file (an unknown key or a typo names the file and the key) and lints it against Segment's naming
-spec: Title Case "Object Action" event names, snake_case property names.
+spec (Title Case "Object Action" event names, snake_case property names) and Twilio's status-callback
+parameters (a param: source Twilio does not document; [lint] known_params names newer ones). A mapping that
+hashes phone numbers needs its key where it runs: without SEGMENT_BRIDGE_HASH_KEY or --hash-key-file that is a
+finding too.
 
 exit status: 0 valid and clean, 1 valid with lint findings, 2 invalid or unreadable.
 """
@@ -307,10 +310,17 @@ def _run_replay(args: argparse.Namespace, err: IO[str]) -> int:
 def _run_check_mapping(args: argparse.Namespace, err: IO[str]) -> int:
     # A placeholder key lets a mapping that turns hashing on be checked; nothing is hashed here.
     mapping = load_mapping(args.path, hash_key=b"check-mapping")
-    for finding in mapping.warnings:
+    findings = list(mapping.warnings)
+    if mapping.spec.hashing.phone_numbers and _hash_key(args) is None:
+        # Valid, but translate, replay and serve refuse to load it as things stand: say so before they do.
+        findings.append(
+            "hashing.phone_numbers is on but no hash key is given, so this mapping will not load: set "
+            "SEGMENT_BRIDGE_HASH_KEY or pass --hash-key-file PATH (here too, to check it)"
+        )
+    for finding in findings:
         print(f"{mapping.source}: {finding}", file=err)
-    if mapping.warnings:
-        print(f"{_PROG}: {mapping.source}: valid, {len(mapping.warnings)} lint finding(s)", file=err)
+    if findings:
+        print(f"{_PROG}: {mapping.source}: valid, {len(findings)} lint finding(s)", file=err)
         return EXIT_REFUSED
     print(
         f"{_PROG}: {mapping.source}: valid; {len(mapping.spec.events)} event types, "
@@ -416,6 +426,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     check.add_argument("path", nargs="?", metavar="PATH", help="mapping file (default: the packaged mapping)")
+    check.add_argument(
+        "--hash-key-file",
+        metavar="PATH",
+        help="file holding the HMAC key, to check that a mapping hashing phone numbers will load "
+        "(env: SEGMENT_BRIDGE_HASH_KEY holds the key itself)",
+    )
     return parser
 
 
