@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import msgspec
 import orjson
 
 from segment_bridge.exceptions import ConfigurationError
@@ -53,10 +54,11 @@ MAX_DOCUMENT_BYTES = 64 * _MIB
 _CHUNK = 64 * 1024
 # The bytes a value is first looked for in: a Twilio call event is about 1.6 KB, so one attempt usually does.
 _WINDOW = 4096
-# The standard library's decoder: the fallback that tells where a value ends when orjson will not (see _value_at).
+# The standard library's decoder: the fallback that tells where a value ends when msgspec will not (value_at).
 _DECODER = json.JSONDecoder()
 _SPACE = re.compile(rb"[ \t\n\r]*")
 _LINE_SPACE = re.compile(rb"[ \t\r]*")
+_SPACES = (b" ", b"\t", b"\r", b"\n")
 # Where reading resumes after a value that does not decode: a line opening a value, or a value opening right after
 # one closed (Firehose writes no separator).
 _RESYNC = re.compile(rb"\n(?=[\[{])|[}\]](?=[ \t\r]*[\[{])")
@@ -64,10 +66,13 @@ _OPENERS = (b"{", b"[")
 _CLOSERS = (b"}", b"]")
 _UTF8 = "utf-8"
 _ESCAPE = "surrogateescape"
-# orjson's messages (orjson 3.10+) for the two cases the reader tells apart; any other error, or a different
-# wording, goes to the standard library's decoder, which is slower but says the same thing.
-_AFTER_VALUE = "unexpected content after document"
-_CUT_SHORT = "unexpected end of data"
+# Where a value ends is found by msgspec, decoding it as raw JSON (checked, but built into no objects): it either
+# takes the window as one value or says where the next one starts, or that the window cut it short. Its messages
+# (msgspec 0.18+) tell those apart; any other error, or another wording, goes to the standard library's decoder,
+# which is slower but says the same thing.
+_RAW = msgspec.json.Decoder(msgspec.Raw)
+_AFTER_VALUE = re.compile(r"^JSON is malformed: trailing characters \(byte ([0-9]+)\)$")
+_CUT_SHORT = "Input data was truncated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,19 +133,25 @@ def _peek(stream: BinaryIO) -> bytes:
 
 
 class _Source:
-    """An input read either in pieces of at most a chunk (ending at a newline when one comes first) or in lines.
+    """An input read in bounded pieces: the first line up to a chunk, then lines, or chunks of bytes.
 
-    A stream with ``readline`` (every file and stdin) is read in pieces, so a file of one long line is never held
-    whole; anything else that yields lines (a test's stand-in for a pipe) is read a line at a time.
+    A stream with ``readline`` (every file and stdin) is read so that a file of one long line is never held whole:
+    its first line in pieces of at most a chunk, concatenated values a chunk at a time (``read1``: what is there,
+    without waiting for a whole chunk from a pipe). Anything else that yields lines (a test's stand-in for a pipe)
+    is read a line at a time.
     """
 
     def __init__(self, stream: BinaryIO) -> None:
         self.stream = stream
         readline = getattr(stream, "readline", None)
         self._lines: Iterator[bytes] | None = None if readline is not None else iter(stream)
-        self.piece: Callable[[], bytes] = (
-            (lambda: readline(_CHUNK)) if readline is not None else (lambda: next(self.lines(), b""))
-        )
+        if readline is None:
+            self.line_piece: Callable[[], bytes] = lambda: next(self.lines(), b"")
+            self.chunk: Callable[[], bytes] = self.line_piece
+        else:
+            read = getattr(stream, "read1", None) or stream.read
+            self.line_piece = lambda: readline(_CHUNK)
+            self.chunk = lambda: read(_CHUNK)
 
     @property
     def by_line(self) -> bool:
@@ -161,7 +172,7 @@ class _Source:
 def _records_of(name: str, file_index: int, stream: BinaryIO) -> Iterator[Record]:
     source = _Source(stream)
     number = 1
-    first = source.piece()
+    first = source.line_piece()
     if first.startswith(_BOM):
         first = first[len(_BOM) :]
     while not first.strip():
@@ -169,7 +180,7 @@ def _records_of(name: str, file_index: int, stream: BinaryIO) -> Iterator[Record
             return
         if first.endswith(b"\n"):
             number += 1
-        first = source.piece()
+        first = source.line_piece()
     # A piece is a whole line unless it filled a chunk without reaching a newline.
     whole = first.endswith(b"\n") or len(first) < _CHUNK or source.by_line
     if whole:
@@ -201,8 +212,8 @@ class _Values:
     """The records of a file read as concatenated JSON values, over a bounded buffer of its bytes.
 
     Work is on bytes, so each record's bytes are exactly the file's, invalid UTF-8 included (the translation
-    refuses those as it would a JSON Lines line). orjson finds where each value ends: decoding from a value's
-    start, it either takes the rest of the buffer as one value or stops, saying so, at the next one.
+    refuses those as it would a JSON Lines line). msgspec finds where each value ends (see ``_RAW``), in a window
+    a little larger than an event that grows when the value is larger.
     """
 
     def __init__(self, name: str, file_index: int, number: int, first: bytes, source: _Source) -> None:
@@ -235,9 +246,8 @@ class _Values:
         """Drop the buffer before ``start`` and append at least as much again, or a chunk; return where ``start`` is.
 
         Growing the pending bytes geometrically keeps the decoding attempts of a large value linear in its size.
-        With ``to_closer``, stop early after a piece opening with ``}`` or ``]``: that is where ``jq`` and
-        ``json.dumps(indent=...)`` end a top-level value, so a pipe that trickles documents is not held back for a
-        whole chunk.
+        With ``to_closer``, stop early after a piece holding a ``}`` or ``]``, which may close the value: a pipe
+        that trickles documents is not held back for a whole chunk.
         """
         keep = 0 if self.first else start
         self.locate(keep)
@@ -247,13 +257,13 @@ class _Values:
         got = 0
         added: list[bytes] = []
         while got < want:
-            piece = self.source.piece()
+            piece = self.source.chunk()
             if not piece:
                 self.more = False
                 break
             added.append(piece)
             got += len(piece)
-            if to_closer and piece[:1] in _CLOSERS:
+            if to_closer and (b"}" in piece or b"]" in piece):
                 break
         self.buf = pending + b"".join(added)
         return start - keep
@@ -269,7 +279,8 @@ class _Values:
         pos = 0
         misses = 0  # attempts that found the current value incomplete
         while True:
-            pos = _skip(_SPACE, self.buf, pos)
+            if self.buf[pos : pos + 1] in _SPACES:
+                pos = _skip(_SPACE, self.buf, pos)
             if pos == len(self.buf):
                 if not self.more:
                     return
@@ -292,6 +303,11 @@ class _Values:
                 pos = yield from self.skip_bad(pos)
                 misses = 0
                 continue
+            if end - pos > MAX_DOCUMENT_BYTES:
+                if self.first and b"\n" not in self.buf[pos:end]:  # one long first line: JSON Lines has no limit
+                    yield from self.as_lines()
+                    return
+                raise self.too_large(pos) from None
             if self.first:
                 settled = self.settle_first(pos, end)
                 if settled is None:  # the rest of the first line has not arrived yet
@@ -313,32 +329,38 @@ class _Values:
         not a value.
         """
         buf = self.buf
+        view = memoryview(buf)
         available = len(buf) - pos
         size = min(available, _WINDOW)
-        view = memoryview(buf)
         while True:
-            # Never cut inside a UTF-8 sequence: orjson would call the window invalid rather than cut short.
-            while size < available and buf[pos + size] & 0xC0 == 0x80:
-                size += 1
             try:
-                orjson.loads(view[pos : pos + size])
-            except orjson.JSONDecodeError as error:
-                if error.msg.startswith(_AFTER_VALUE):
-                    return _VALUE, _end_of_value(buf, pos, _byte_offset(buf, pos, size, error.pos))
-                if not error.msg.startswith(_CUT_SHORT):
-                    return self.value_at_slowly(pos)
-                if size == available:
+                _RAW.decode(view[pos : pos + size])
+            except msgspec.DecodeError as error:
+                message = str(error)
+                if message.startswith(_CUT_SHORT):
+                    if size < available:
+                        size = available if size * 4 > available else size * 4
+                        continue
                     return _INCOMPLETE, 0
-            else:
-                if size == available or buf[pos : pos + 1] in _OPENERS:
-                    return _VALUE, _end_of_value(buf, pos, pos + size)
-                # A bare number or literal may go on past the window: look at everything there is.
-            size = available if size * 4 > available else size * 4
+                after = _AFTER_VALUE.search(message)
+                if after is None:
+                    return self.value_at_slowly(pos)
+                # msgspec counts from 1 the byte where the next value (or garbage) starts.
+                end = pos + int(after.group(1)) - 1
+                if not pos < end <= pos + size or buf[end : end + 1] in _SPACES:
+                    return self.value_at_slowly(pos)
+                return _VALUE, _end_of_value(buf, pos, end)
+            except RecursionError:  # nested deeper than msgspec goes
+                return self.value_at_slowly(pos)
+            if size == available or buf[pos : pos + 1] in _OPENERS:
+                return _VALUE, _end_of_value(buf, pos, pos + size)
+            # A bare number or literal may go on past the window: look at everything there is.
+            size = available
 
     def value_at_slowly(self, pos: int) -> tuple[int, int]:
-        """:meth:`value_at` for what orjson does not take: the standard library's decoder says where it ends.
+        """:meth:`value_at` for what msgspec does not take: the standard library's decoder says where it ends.
 
-        That is a number beyond a double, invalid UTF-8 or deep nesting (translation judges those), or an error.
+        That is deep nesting or what msgspec calls malformed, which may still be JSON to the standard library.
         """
         text = self.buf[pos:].decode(_UTF8, _ESCAPE)
         try:
@@ -403,14 +425,6 @@ class _Values:
             line, column = self.locate(start)
             yield Record(self.name, self.file_index, line, self.buf[start:end], column)
             return end
-
-
-def _byte_offset(buf: bytes, pos: int, size: int, chars: int) -> int:
-    """Where, in ``buf``, lies the character at index ``chars`` of the UTF-8 text ``buf[pos:pos + size]``."""
-    if buf[pos : pos + chars].isascii():
-        return pos + chars  # orjson counts characters; in ASCII they are bytes
-    text = buf[pos : pos + size].decode(_UTF8, _ESCAPE)
-    return pos + len(text[:chars].encode(_UTF8, _ESCAPE))
 
 
 def _skip(space: re.Pattern[bytes], buf: bytes, pos: int) -> int:
