@@ -173,7 +173,7 @@ def _run_translate(args: argparse.Namespace, out: IO[bytes], err: IO[str]) -> in
                 elif translation.refusal is not None:
                     reasons[translation.refusal.reason] += 1
                     if not args.quiet:
-                        print(f"{record.name}:{record.line}: {translation.refusal.describe()}", file=err)
+                        print(f"{record.name}:{record.location}: {translation.refusal.describe()}", file=err)
                     if dead_letter is not None:
                         dead_letter.write(translation.refusal, translation.event)
         out.flush()
@@ -260,15 +260,16 @@ def _run_replay(args: argparse.Namespace, err: IO[str]) -> int:
     progress = _Progress(err, enabled=err.isatty() and not args.quiet, verb=verb)
     names = args.files or ["-"]
 
-    def show(position: tuple[int, int], refusal: Refusal) -> None:
+    def show(position: tuple[int, ...], refusal: Refusal) -> None:
         progress.done()
-        print(f"{names[position[0]]}:{position[1]}: {refusal.describe()}", file=err)
+        where = ":".join(map(str, position[1:]))  # LINE, or LINE:COLUMN for a value inside a line
+        print(f"{names[position[0]]}:{where}: {refusal.describe()}", file=err)
 
-    def report_refusal(position: tuple[int, int], refusal: Refusal) -> None:
+    def report_refusal(position: tuple[int, ...], refusal: Refusal) -> None:
         if not args.quiet:
             show(position, refusal)
 
-    def report_failure(position: tuple[int, int], refusal: Refusal) -> None:
+    def report_failure(position: tuple[int, ...], refusal: Refusal) -> None:
         # Without a dead-letter file this line is the only trace of which event Segment did not take.
         if not args.quiet or dead_letter is None:
             show(position, refusal)

@@ -71,8 +71,10 @@ __all__ = [
     "replay_files",
 ]
 
-#: A place in the input: (file index, 1-based line). Positions only grow along the input.
-Position = tuple[int, int]
+#: A place in the input: (file index, 1-based line), plus the byte column for a value that does not open its line
+#: (values sharing a line, as in a Firehose archive); see ``sources.Record.position``. Positions only grow along
+#: the input.
+Position = tuple[int, ...]
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -212,7 +214,9 @@ class Checkpoint:
         try:
             data = orjson.loads(raw)
             position = data["position"]
-            loaded: Position = (int(position[0]), int(position[1]))
+            if len(position) not in (2, 3):
+                raise ValueError("a position is 2 or 3 numbers")
+            loaded: Position = tuple(int(part) for part in position)
             key = str(data.get("key", ""))
             # Checkpoints written before fingerprints existed have none: they resume as they always did.
             heads = [InputHead(str(h["name"]), int(h["size"]), str(h["sha256"])) for h in data.get("heads", [])]
@@ -569,7 +573,7 @@ class RecordTranslations:
     def __iter__(self) -> Iterator[tuple[Position, Translation]]:
         after = self.after
         for record in self._records:
-            position = (record.file_index, record.line)
+            position = record.position
             if after is not None and position <= after:
                 self.skipped += 1
                 continue
