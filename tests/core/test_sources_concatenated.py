@@ -10,13 +10,19 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from segment_bridge import sources
 from segment_bridge.cli import main
 from segment_bridge.samples import iter_call_events
 from segment_bridge.sources import Record, _records_of, iter_records
@@ -160,3 +166,74 @@ def test_a_file_of_one_long_line_is_read_a_chunk_at_a_time() -> None:
         assert record.raw == COMPACT[n]
         assert raw.offset - record.column <= 512 * 1024  # what was read runs at most a few chunks ahead
     assert n + 1 == 4_000_000 // 1500  # every event, in order
+
+
+def _next_within(records: Iterator[Record], deadline: float) -> Record | None:
+    """``next(records)`` on a thread, or ``None`` when it has not come within ``deadline`` seconds."""
+    got: list[Record] = []
+    done = threading.Event()
+
+    def read() -> None:
+        got.append(next(records))
+        done.set()
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    done.wait(deadline)
+    return got[0] if got else None
+
+
+def test_a_real_pipe_yields_each_document_once_its_closing_line_has_arrived() -> None:
+    documents = [json.dumps({"a": 1}, indent=2).encode() + b"\n", json.dumps({"b": [2]}, indent=2).encode() + b"\n"]
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "rb") as reading, os.fdopen(write_end, "wb", buffering=0) as writing:
+        records = _records_of("-", 0, reading)  # type: ignore[arg-type]
+        writing.write(documents[0])  # the writer stays open: nothing says the input ended
+        first = _next_within(records, 10)
+        assert first is not None, "the first document was held back waiting for more input"
+        assert orjson.loads(first.raw) == {"a": 1}
+        writing.write(documents[1])
+        second = _next_within(records, 10)
+        assert second is not None, "the second document was held back waiting for more input"
+        assert orjson.loads(second.raw) == {"b": [2]}
+        writing.close()
+        assert list(records) == []
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+_OBJECTS = st.dictionaries(st.text(max_size=8), _JSON, max_size=5)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    values=st.lists(_OBJECTS, min_size=2, max_size=30),
+    separators=st.lists(st.sampled_from(["", " ", "\n", "\r\n", "\t", "\n\n  "]), min_size=30, max_size=30),
+    indent=st.sampled_from([None, 2]),
+    ascii_only=st.booleans(),
+    sizes=st.sampled_from([(7, 3), (61, 16), (64 * 1024, 4096)]),
+)
+def test_any_objects_with_any_separators_come_back_exactly(
+    values: list[dict[str, Any]],
+    separators: list[str],
+    indent: int | None,
+    ascii_only: bool,
+    sizes: tuple[int, int],
+) -> None:
+    # Small chunks and windows put chunk ends and window ends everywhere: inside strings, numbers, characters.
+    with mock.patch.multiple(sources, _CHUNK=sizes[0], _WINDOW=sizes[1]):
+        _check_values(values, separators, indent, ascii_only)
+
+
+def _check_values(values: list[dict[str, Any]], separators: list[str], indent: int | None, ascii_only: bool) -> None:
+    raws = [json.dumps(value, indent=indent, ensure_ascii=ascii_only).encode() for value in values]
+    separators[0] = ""  # two values on the first line: the file is values, not JSON Lines
+    body = b"".join(raw + separators[n].encode() for n, raw in enumerate(raws))
+    records = list(_records_of("f", 0, io.BufferedReader(io.BytesIO(body))))  # type: ignore[arg-type]
+    assert [r.raw for r in records] == raws
+    for record in records:
+        line_start = sum(len(line) + 1 for line in body.split(b"\n")[: record.line - 1])
+        assert body[line_start + record.column - 1 :].startswith(record.raw)
