@@ -15,8 +15,9 @@ dropped. How an input is read is decided by its first non-blank line:
   plausibly starts (a line opening with ``{`` or ``[``, or ``{``/``[`` right after a closing ``}``/``]``),
   where reading resumes. A single value may not exceed :data:`MAX_DOCUMENT_BYTES`: a larger one stops the read
   with a :class:`~segment_bridge.exceptions.ConfigurationError` naming the file (convert such a file to JSON
-  Lines). If the *first* value does not decode, or is followed on its line by something that opens no value, the
-  input is JSON Lines with a bad first line after all and is read line by line.
+  Lines). If the *first* value does not decode, or is followed on its line by something that opens no value, and
+  that first line ends within the first chunk, the input is JSON Lines with a bad first line after all and is read
+  line by line.
 * anything else: the input is read line by line, each non-blank line one record.
 
 Any failure to read an input (I/O, corrupt or truncated gzip) is a one-line
@@ -298,9 +299,11 @@ class _Values:
                 pos = self.refill(pos, to_closer=misses == 1)
                 continue
             if kind != _VALUE:
-                if self.first:
+                if self.first and b"\n" in self.buf:
                     yield from self.as_lines()
                     return
+                # A first line longer than what was read is no JSON Lines line: a Firehose archive, read on.
+                self.first = False
                 pos = yield from self.skip_bad(pos)
                 misses = 0
                 continue
@@ -314,7 +317,7 @@ class _Values:
                 if settled is None:  # the rest of the first line has not arrived yet
                     self.refill(pos, to_closer=False)
                     continue
-                if not settled:
+                if not settled and b"\n" in self.buf:
                     yield from self.as_lines()
                     return
                 self.first = False

@@ -237,3 +237,18 @@ def _check_values(values: list[dict[str, Any]], separators: list[str], indent: i
     for record in records:
         line_start = sum(len(line) + 1 for line in body.split(b"\n")[: record.line - 1])
         assert body[line_start + record.column - 1 :].startswith(record.raw)
+
+
+def test_a_firehose_archive_with_a_bad_first_value_is_still_read_value_by_value(tmp_path: Path) -> None:
+    head = b'{"specversion":"1.0","data":{"x": nope}}'
+    path = tmp_path / "firehose"
+    path.write_bytes(head + b"".join(COMPACT[1:200]))
+    assert [r.raw for r in _records(path)] == [head, *COMPACT[1:200]]  # not one record of the whole line
+
+
+def test_garbage_glued_to_a_value_costs_that_value_only(tmp_path: Path) -> None:
+    path = tmp_path / "firehose"
+    path.write_bytes(COMPACT[0] + b"garbage" + b"".join(COMPACT[1:200]))
+    raws = [r.raw for r in _records(path)]
+    # Nothing marks where a value starts after garbage: the next one goes with it into one refused record.
+    assert raws == [COMPACT[0], b"garbage" + COMPACT[1], *COMPACT[2:200]]
