@@ -73,7 +73,8 @@ def test_a_checkpoint_resumes_inside_the_line(tmp_path: Path) -> None:
     finally:
         transport.close()
     assert summary.skipped == 120
-    assert _delivered_ids(out) == [orjson.loads(raw)["id"] for raw in COMPACT[120:]]
+    # Batches in flight together may land in the file in any order: compare what was sent, each once.
+    assert sorted(_delivered_ids(out)) == sorted(orjson.loads(raw)["id"] for raw in COMPACT[120:])
 
 
 def test_a_checkpoint_of_two_numbers_still_loads(tmp_path: Path) -> None:
