@@ -12,6 +12,7 @@ from enum import StrEnum
 
 __all__ = [
     "DEPRECATED_PREFIX",
+    "STATUS_CALLBACK_PARAMETERS",
     "SUPPORTED_TYPES",
     "TEST_EVENT_TYPE",
     "CatalogEntry",
@@ -28,6 +29,50 @@ _STAGES = ("initiated", "ringing", "answered", "completed")
 SUPPORTED_TYPES: tuple[str, ...] = tuple(_CALL_PROGRESS + stage for stage in _STAGES)
 _SUPPORTED_SET = frozenset(SUPPORTED_TYPES)
 _SUBSCRIBED_EVENTS_URL = "https://events.twilio.com/v1/Subscriptions/<SubscriptionSid>/SubscribedEvents"
+
+# The status-callback parameters Twilio documents for Voice calls (the Call resource's StatusCallback section and its
+# voice request parameters), in Twilio's PascalCase. A mapping's `param:` sources are linted against them so that a
+# typo is not a property silently missing from every event. Twilio adds parameters without notice: a mapping names
+# the newer ones it reads in `[lint] known_params`.
+_GEOGRAPHY = tuple(
+    party + field for party in ("From", "To", "Caller", "Called") for field in ("City", "State", "Zip", "Country")
+)
+STATUS_CALLBACK_PARAMETERS: frozenset[str] = frozenset(
+    {
+        # sent with every status callback
+        "CallSid",
+        "AccountSid",
+        "From",
+        "To",
+        "Caller",
+        "Called",
+        "CallStatus",
+        "ApiVersion",
+        "Direction",
+        "Timestamp",
+        "CallbackSource",
+        "SequenceNumber",
+        # sent when Twilio knows them
+        *_GEOGRAPHY,
+        "ForwardedFrom",
+        "CallerName",
+        "ParentCallSid",
+        "CallToken",
+        "ApplicationSid",
+        "StirVerstat",
+        # answering machine detection
+        "AnsweredBy",
+        "MachineDetectionDuration",
+        # the completed call
+        "CallDuration",
+        "Duration",
+        "SipResponseCode",
+        # recorded calls
+        "RecordingUrl",
+        "RecordingSid",
+        "RecordingDuration",
+    }
+)
 
 
 class EventSupport(StrEnum):

@@ -87,7 +87,10 @@ examples:
   segment-bridge check-mapping my-mapping.toml
 
 Validates the file (an unknown key or a typo names the file and the key) and lints it against Segment's naming
-spec: Title Case "Object Action" event names, snake_case property names.
+spec (Title Case "Object Action" event names, snake_case property names) and Twilio's status-callback
+parameters (a param: source Twilio does not document; [lint] known_params names newer ones). A mapping that
+hashes phone numbers needs its key where it runs: without SEGMENT_BRIDGE_HASH_KEY or --hash-key-file that is a
+finding too.
 
 exit status: 0 valid and clean, 1 valid with lint findings, 2 invalid or unreadable.
 """
@@ -181,7 +184,7 @@ def _run_translate(args: argparse.Namespace, out: IO[bytes], err: IO[str]) -> in
                 elif translation.refusal is not None:
                     reasons[translation.refusal.reason] += 1
                     if not args.quiet:
-                        print(f"{record.name}:{record.line}: {translation.refusal.describe()}", file=err)
+                        print(f"{record.name}:{record.location}: {translation.refusal.describe()}", file=err)
                     if dead_letter is not None:
                         dead_letter.write(translation.refusal, translation.event)
         out.flush()
@@ -268,15 +271,16 @@ def _run_replay(args: argparse.Namespace, err: IO[str]) -> int:
     progress = _Progress(err, enabled=err.isatty() and not args.quiet, verb=verb)
     names = args.files or ["-"]
 
-    def show(position: tuple[int, int], refusal: Refusal) -> None:
+    def show(position: tuple[int, ...], refusal: Refusal) -> None:
         progress.done()
-        print(f"{names[position[0]]}:{position[1]}: {refusal.describe()}", file=err)
+        where = ":".join(map(str, position[1:]))  # LINE, or LINE:COLUMN for a value inside a line
+        print(f"{names[position[0]]}:{where}: {refusal.describe()}", file=err)
 
-    def report_refusal(position: tuple[int, int], refusal: Refusal) -> None:
+    def report_refusal(position: tuple[int, ...], refusal: Refusal) -> None:
         if not args.quiet:
             show(position, refusal)
 
-    def report_failure(position: tuple[int, int], refusal: Refusal) -> None:
+    def report_failure(position: tuple[int, ...], refusal: Refusal) -> None:
         # Without a dead-letter file this line is the only trace of which event Segment did not take.
         if not args.quiet or dead_letter is None:
             show(position, refusal)
@@ -318,10 +322,17 @@ def _run_replay(args: argparse.Namespace, err: IO[str]) -> int:
 def _run_check_mapping(args: argparse.Namespace, err: IO[str]) -> int:
     # A placeholder key lets a mapping that turns hashing on be checked; nothing is hashed here.
     mapping = load_mapping(args.path, hash_key=b"check-mapping")
-    for finding in mapping.warnings:
+    findings = list(mapping.warnings)
+    if mapping.spec.hashing.phone_numbers and _hash_key(args) is None:
+        # Valid, but translate, replay and serve refuse to load it as things stand: say so before they do.
+        findings.append(
+            "hashing.phone_numbers is on but no hash key is given, so this mapping will not load: set "
+            "SEGMENT_BRIDGE_HASH_KEY or pass --hash-key-file PATH (here too, to check it)"
+        )
+    for finding in findings:
         print(f"{mapping.source}: {finding}", file=err)
-    if mapping.warnings:
-        print(f"{_PROG}: {mapping.source}: valid, {len(mapping.warnings)} lint finding(s)", file=err)
+    if findings:
+        print(f"{_PROG}: {mapping.source}: valid, {len(findings)} lint finding(s)", file=err)
         return EXIT_REFUSED
     print(
         f"{_PROG}: {mapping.source}: valid; {len(mapping.spec.events)} event types, "
@@ -429,6 +440,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     check.add_argument("path", nargs="?", metavar="PATH", help="mapping file (default: the packaged mapping)")
+    check.add_argument(
+        "--hash-key-file",
+        metavar="PATH",
+        help="file holding the HMAC key, to check that a mapping hashing phone numbers will load "
+        "(env: SEGMENT_BRIDGE_HASH_KEY holds the key itself)",
+    )
     return parser
 
 

@@ -13,8 +13,8 @@ import operator
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime, timedelta, timezone
+from email.utils import parsedate_tz
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -30,6 +30,7 @@ __all__ = [
     "CallbackRequest",
     "CallbackResponse",
     "CloudEvent",
+    "TimeZoneError",
     "VoiceCallEvent",
     "call_event_decoder",
     "decode_string_data",
@@ -297,15 +298,80 @@ def parse_event(obj: Any) -> CloudEvent:
         raise InvalidEventError(message, path) from None
 
 
+class TimeZoneError(ValueError):
+    """An RFC 2822 timestamp whose zone is missing or not one RFC 2822 defines; the message says which."""
+
+
+# RFC 2822's own zone names (section 4.3), plus UTC, which no reader takes for anything else. Other names are
+# refused, not guessed: "CET" or "IST" mean different offsets to different writers, and the standard library
+# reads any name it does not know as UTC.
+_RFC2822_ZONES = {
+    "UT": 0,
+    "UTC": 0,
+    "GMT": 0,
+    "Z": 0,
+    "EST": -5,
+    "EDT": -4,
+    "CST": -6,
+    "CDT": -5,
+    "MST": -7,
+    "MDT": -6,
+    "PST": -8,
+    "PDT": -7,
+}
+# The zone is what follows the time of day (glued on or after spaces), and only a comment may come after it.
+_RFC2822_ZONE = re.compile(r"(?<!\S)\d{1,2}:\d{2}(?::\d{2})?[ \t]*(?P<zone>(?!:)[^\s(]*)\s*(?:\(.*\)\s*)?$")
+_NUMERIC_ZONE = re.compile(r"[+-](\d\d)(\d\d)")
+_ZONE_NAME = re.compile(r"[A-Za-z]{1,10}")
+_KNOWN_ZONES = "a numeric offset such as +0000 or -0500, or " + ", ".join(_RFC2822_ZONES)
+
+
+def _rfc2822_offset(value: str) -> timedelta:
+    """The UTC offset an RFC 2822 timestamp names.
+
+    Raises:
+        TimeZoneError: the zone is missing or not RFC 2822's.
+        ValueError: no zone can be told apart (the text is not RFC 2822).
+    """
+    match = _RFC2822_ZONE.search(value)
+    if match is None:
+        raise ValueError("not an RFC 2822 timestamp")
+    zone = match.group("zone")
+    numeric = _NUMERIC_ZONE.fullmatch(zone)
+    if numeric is not None:
+        hours, minutes = int(numeric.group(1)), int(numeric.group(2))
+        if minutes >= 60 or hours >= 24:
+            raise TimeZoneError(f"time zone offset out of range; RFC 2822 takes {_KNOWN_ZONES}")
+        offset = timedelta(hours=hours, minutes=minutes)
+        return -offset if zone[0] == "-" else offset
+    hours_east = _RFC2822_ZONES.get(zone.upper())
+    if hours_east is not None:
+        return timedelta(hours=hours_east)
+    if not zone:
+        raise TimeZoneError(f"no time zone; RFC 2822 takes {_KNOWN_ZONES}")
+    # Quote the zone only when it is plainly a zone name: refusal messages reach logs.
+    named = f"time zone {zone!r}" if _ZONE_NAME.fullmatch(zone) else "time zone"
+    raise TimeZoneError(f"unknown {named} (its offset is not guessed); RFC 2822 takes {_KNOWN_ZONES}")
+
+
 def parse_timestamp(value: str, *, rfc2822: bool = False) -> datetime:
     """Parse an ISO-8601 (or, with ``rfc2822``, an RFC 2822) timestamp as an aware UTC datetime.
 
-    A timestamp without an offset is taken as UTC: Twilio writes every time in UTC.
+    An ISO-8601 timestamp without an offset is taken as UTC: Twilio writes every time in UTC. An RFC 2822 one must
+    name its zone as RFC 2822 does (an offset, or UT, GMT, Z, EST/EDT, CST/CDT, MST/MDT, PST/PDT; UTC too).
 
     Raises:
+        TimeZoneError: an RFC 2822 timestamp without a zone, or with one RFC 2822 does not define.
         ValueError: the text is not a timestamp of that form.
     """
-    parsed = parsedate_to_datetime(value) if rfc2822 else datetime.fromisoformat(value)
+    if rfc2822:
+        offset = _rfc2822_offset(value)
+        fields = parsedate_tz(value)
+        if fields is None:
+            raise ValueError("not an RFC 2822 timestamp")
+        year, month, day, hour, minute, second = fields[:6]
+        return datetime(year, month, day, hour, minute, second, tzinfo=timezone(offset)).astimezone(UTC)
+    parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)

@@ -24,7 +24,7 @@ import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from segment_bridge._resources import packaged_mapping
-from segment_bridge.catalog import SUPPORTED_TYPES
+from segment_bridge.catalog import STATUS_CALLBACK_PARAMETERS, SUPPORTED_TYPES
 from segment_bridge.events import CallEventDecoder, call_event_decoder
 from segment_bridge.exceptions import ConfigurationError, MappingError
 from segment_bridge.track import MAX_MESSAGE_ID_LENGTH
@@ -56,6 +56,7 @@ _HOT_PATH_SOURCES = frozenset(
     {f"event:{name}" for name in ("specversion", "id", "source", "type", "time", "dataschema")}
     | {f"data:{name}" for name in ("sid", "timestamp", "eventSid")}
 )
+_PARAM_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 _INTEGER = re.compile(r"-?[0-9]+")
 _EVENT_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*( [A-Z][A-Za-z0-9]*)+$")
 _PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
@@ -115,6 +116,20 @@ class HashingSpec(_Strict):
     phone_numbers: bool = False
 
 
+class LintSpec(_Strict):
+    """What the lint should take as known: status-callback parameters Twilio added after this release."""
+
+    known_params: tuple[str, ...] = ()
+
+    @field_validator("known_params")
+    @classmethod
+    def _names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        for name in names:
+            if not _PARAM_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a parameter name; write it as in param:<Name>, without 'param:'")
+        return names
+
+
 class MappingSpec(_Strict):
     """A validated mapping file."""
 
@@ -125,6 +140,7 @@ class MappingSpec(_Strict):
     identity: IdentitySpec = IdentitySpec()
     hashing: HashingSpec = HashingSpec()
     properties: dict[str, PropertySpec] = Field(default_factory=dict)
+    lint_: LintSpec = Field(default=LintSpec(), alias="lint")
 
     @field_validator("events")
     @classmethod
@@ -144,7 +160,11 @@ class MappingSpec(_Strict):
         return refs
 
     def lint(self) -> list[str]:
-        """Findings against Segment's naming spec: Title Case "Object Action" events, snake_case properties."""
+        """Lint findings: Segment's naming spec, and ``param:`` sources Twilio does not document.
+
+        Segment wants Title Case "Object Action" events and snake_case properties; a ``param:`` source that names
+        no status-callback parameter (nor one in ``[lint] known_params``) is most likely a typo.
+        """
         findings = [
             f"events.{event_type!r}: event name {name!r} is not Title Case 'Object Action' (e.g. 'Call Answered')"
             for event_type, name in self.events.items()
@@ -155,13 +175,32 @@ class MappingSpec(_Strict):
                 findings.append(f"properties.{name}: property names should be snake_case")
             elif name in _RESERVED_PROPERTIES:
                 findings.append(f"properties.{name}: '{name}' is reserved by Segment's spec; rename it")
+        findings += self._unknown_params()
+        return findings
+
+    def _unknown_params(self) -> list[str]:
+        known = {*_KNOWN_PARAMS, *self.lint_.known_params, *(_snake(name) for name in self.lint_.known_params)}
+        places = [("identity.anonymous_id", self.identity.anonymous_id), ("identity.user_id", self.identity.user_id)]
+        places += [(f"properties.{name}.from", prop.from_) for name, prop in self.properties.items()]
+        findings = []
+        for place, refs in places:
+            for ref in refs:
+                kind, _, name = ref.partition(":")
+                if kind != "param" or name in known:
+                    continue
+                guess = difflib.get_close_matches(name, _PARAM_SPELLINGS, n=1)
+                did_you_mean = f" (did you mean 'param:{guess[0]}'?)" if guess else ""
+                findings.append(
+                    f"{place}: {ref!r} is not a status-callback parameter Twilio documents{did_you_mean}, so it "
+                    f'would be missing from every event; if Twilio does send it, add "{name}" to [lint] known_params'
+                )
         return findings
 
 
 _KNOWN_KEYS = sorted(
     {
         alias or name
-        for model in (MappingSpec, PropertySpec, IdentitySpec, HashingSpec)
+        for model in (MappingSpec, PropertySpec, IdentitySpec, HashingSpec, LintSpec)
         for name, info in model.model_fields.items()
         for alias in (info.alias,)
     }
@@ -173,7 +212,7 @@ def _problems(error: ValidationError) -> list[tuple[str, str]]:
     for item in error.errors(include_url=False, include_input=False):
         loc = [str(part) for part in item["loc"]]
         # pydantic reports a model-level error at the model; the 'from_' alias reads better as 'from'.
-        key = ".".join("from" if part == "from_" else part for part in loc)
+        key = ".".join(part.rstrip("_") if part in ("from_", "lint_") else part for part in loc)
         if item["type"] == "extra_forbidden":
             guess = difflib.get_close_matches(loc[-1], _KNOWN_KEYS, n=1)
             message = "unknown key" + (f" (did you mean {guess[0]!r}?)" if guess else "")
@@ -205,6 +244,11 @@ Applier = Callable[[dict[str, Any], dict[str, Any], dict[str, Any]], Applied]
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+# Twilio's PascalCase and the snake_case spelling the bridge also reads (see _lookup).
+_KNOWN_PARAMS = frozenset({*STATUS_CALLBACK_PARAMETERS, *(_snake(name) for name in STATUS_CALLBACK_PARAMETERS)})
+_PARAM_SPELLINGS = sorted(_KNOWN_PARAMS)
 
 
 def _camel(name: str) -> str:

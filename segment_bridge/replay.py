@@ -75,8 +75,10 @@ __all__ = [
     "replay_files",
 ]
 
-#: A place in the input: (file index, 1-based line). Positions only grow along the input.
-Position = tuple[int, int]
+#: A place in the input: (file index, 1-based line), plus the byte column for a value that does not open its line
+#: (values sharing a line, as in a Firehose archive); see ``sources.Record.position``. Positions only grow along
+#: the input.
+Position = tuple[int, ...]
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -186,6 +188,13 @@ class ResumePoint:
         return position <= self.position or (position <= self.through and position not in self.pending)
 
 
+def _position(parts: Any) -> Position:
+    """A position read from a checkpoint file: ``(file, line)`` or ``(file, line, column)``, all whole numbers."""
+    if not isinstance(parts, list) or len(parts) not in (2, 3):
+        raise ValueError("a position is 2 or 3 numbers")
+    return tuple(int(part) for part in parts)
+
+
 class Checkpoint:
     """A replay's resume point in a small JSON file, replaced atomically.
 
@@ -235,18 +244,13 @@ class Checkpoint:
             raise ConfigurationError(f"cannot read checkpoint {str(self.path)!r}: {exc.strerror}") from None
         try:
             data = orjson.loads(raw)
-            position = data["position"]
-            loaded: Position = (int(position[0]), int(position[1]))
+            loaded = _position(data["position"])
             key = str(data.get("key", ""))
             # Checkpoints written before fingerprints existed have none: they resume as they always did.
             heads = [InputHead(str(h["name"]), int(h["size"]), str(h["sha256"])) for h in data.get("heads", [])]
             # ... nor do those written before the positions done past the first unfinished one were kept.
-            through = data.get("through", position)
-            resume = ResumePoint(
-                loaded,
-                max(loaded, (int(through[0]), int(through[1]))),
-                frozenset((int(p[0]), int(p[1])) for p in data.get("pending", [])),
-            )
+            through = _position(data["through"]) if "through" in data else loaded
+            resume = ResumePoint(loaded, max(loaded, through), frozenset(_position(p) for p in data.get("pending", [])))
         except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError):
             raise ConfigurationError(f"checkpoint {str(self.path)!r} is not a segment-bridge checkpoint") from None
         if key != self.key:
@@ -663,7 +667,7 @@ class RecordTranslations:
         after = self.after
         done = after.done if isinstance(after, ResumePoint) else None
         for record in self._records:
-            position = (record.file_index, record.line)
+            position = record.position
             if done is not None and done(position):
                 self.skipped += 1
                 continue

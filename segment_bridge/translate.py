@@ -20,6 +20,7 @@ from segment_bridge import __version__
 from segment_bridge.catalog import SUPPORTED_TYPES, EventSupport, classify
 from segment_bridge.events import (
     CallProgressEvent,
+    TimeZoneError,
     decode_string_data,
     event_timestamp,
     is_output_form,
@@ -80,6 +81,8 @@ def _event_time(event: Any, time_parameter: Any) -> tuple[str | None, str]:
 def _normalized_time(path: str, value: Any, *, rfc2822: bool) -> tuple[str | None, str]:
     try:
         return event_timestamp(str(value), rfc2822=rfc2822), ""
+    except TimeZoneError as error:  # a reason of its own: the zone, never a guessed offset
+        return None, f"{path}: {error}"
     except (ValueError, TypeError, IndexError, OverflowError):
         kind = "RFC 2822" if rfc2822 else "ISO-8601"
         # The value is not quoted: refusal messages reach logs, and the dead-letter record keeps the event anyway.
