@@ -10,6 +10,8 @@ messages; :func:`check_track_message` refuses those here, before anything is sen
 
 from __future__ import annotations
 
+import base64
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -113,16 +115,29 @@ def check_track_message(call: TrackCall) -> Refusal | None:
 
 
 _DEAD_LETTER_KEYS = frozenset({"reason", "id", "type", "message", "hint", "event"})
+_KEPT_AS_TEXT_KEYS = _DEAD_LETTER_KEYS | {"event_encoding"}
 
 
 def _dead_letter_event(element: Any) -> Any:
     """The original event inside a dead-letter record, or ``None`` when ``element`` is not one.
 
     Dead-letter files are replayable: their records wrap the original CloudEvent (or raw text) under ``event``.
-    A CloudEvent never has exactly these keys (it needs ``specversion`` and ``source``).
+    A CloudEvent never has exactly these keys (it needs ``specversion`` and ``source``). A record whose event could
+    not be embedded keeps it as text, and says so in ``event_encoding``: its JSON text (returned as is, to be read
+    again) or, for bytes that are not UTF-8, base64 (returned as the original bytes).
     """
-    if isinstance(element, dict) and element.keys() == _DEAD_LETTER_KEYS:
+    if not isinstance(element, dict):
+        return None
+    if element.keys() == _DEAD_LETTER_KEYS:
         return element["event"]
+    if element.keys() == _KEPT_AS_TEXT_KEYS and isinstance(element["event"], str):
+        if element["event_encoding"] == "json-text":
+            return element["event"]
+        if element["event_encoding"] == "base64":
+            try:
+                return base64.b64decode(element["event"], validate=True)
+            except ValueError:
+                return None
     return None
 
 
@@ -188,8 +203,36 @@ def _translate_supported(
         )
     except ValidationError as error:
         path, text = validation_error_path(error)
-        return _refuse(element, RefusalReason.INVALID_EVENT, f"{path}: {text}", "", event_id, event_type)
+        return _refuse(
+            element, RefusalReason.INVALID_EVENT, f"{path}: {_model_problem(text)}", "", event_id, event_type
+        )
     return _map(event, mapping.apply, element, data, event.parameters, _time_parameter, mapping, element, None)
+
+
+# What the JSON and model libraries say, in the user's words: their messages name internals (a model's class,
+# Python's own types) or describe the input from the library's side.
+_JSON_PROBLEMS = (
+    ("number is infinity", "a number beyond the range of a double (about 1.8e308), which no JSON consumer reads"),
+    ("not valid UTF-8", "bytes that are not valid UTF-8"),
+    ("surrogate", "a lone UTF-16 surrogate escape (\\ud800-\\udfff) in a string"),
+    ("depth limit", "values nested more than 1,024 levels deep"),
+    ("recursion", "values nested more than 1,024 levels deep"),
+)
+_MODEL_WORDS = re.compile(r" or instance of \w+|\bvalid tuple\b|\bvalid dictionary\b")
+_MODEL_REPLACEMENTS = {"valid tuple": "valid array", "valid dictionary": "JSON object"}
+
+
+def _json_problem(error: orjson.JSONDecodeError) -> str:
+    """The reason a text is not JSON, for a refusal message."""
+    for marker, words in _JSON_PROBLEMS:
+        if marker in error.msg:
+            return f"not JSON: {words} at position {error.pos}"
+    return f"not JSON: {error.msg} at position {error.pos}"
+
+
+def _model_problem(text: str) -> str:
+    """A pydantic message without the names of the bridge's internal models."""
+    return _MODEL_WORDS.sub(lambda found: _MODEL_REPLACEMENTS.get(found.group(), ""), text)
 
 
 def _time_parameter(params: dict[str, Any]) -> Any:
@@ -284,6 +327,37 @@ def _map(
     return Translation(Outcome.REFUSED, element, event_id, event_type, None, refusal, raw=raw)
 
 
+# Digits as "0" and "E" as "e", to look for the shape of a number beyond double range with fixed needles.
+_NUMBER_SHAPES = bytes.maketrans(b"123456789E", b"000000000e")
+# 210 digits in a row: the shortest integer part that, times 10**99 (a two-digit exponent), can exceed 1.8e308.
+_LONG_DIGIT_RUN = b"0" * 210
+_EXPONENTS = (b"0e000", b"0e+000")  # a three-digit positive exponent (a negative one cannot overflow)
+_NUMBER_BODY = b"0.-"
+_BEFORE_A_VALUE = frozenset(b":,[ \t\r\n")
+
+
+def _may_hold_huge_number(raw: bytes) -> bool:
+    """Whether ``raw`` may hold a number beyond double range (about 1.8e308) outside its strings.
+
+    The typed decoder skips the fields it does not read without converting their numbers, while orjson, and so
+    the general path, refuses such a number as not JSON. Without this check the same event would be translated
+    alone and refused inside an array, and its original (decoded for a dead-letter record) could not be read.
+    Conservative: a hit sends the input down the general path, which decides.
+    """
+    shapes = raw.translate(_NUMBER_SHAPES)
+    if _LONG_DIGIT_RUN in shapes:
+        return True
+    for needle in _EXPONENTS:
+        at = shapes.find(needle)
+        while at >= 0:
+            # Hex ids hold "e" between digits too; a number starts right after ":", ",", "[" or whitespace.
+            start = len(shapes[:at].rstrip(_NUMBER_BODY))
+            if start and shapes[start - 1] in _BEFORE_A_VALUE:
+                return True
+            at = shapes.find(needle, at + 1)
+    return False
+
+
 def _translate_fast(raw: bytes | str, mapping: CompiledMapping) -> Translation | None:
     """Decode and validate a single supported event in one pass; ``None`` sends the input down the general path."""
     decoder = mapping.decoder
@@ -294,6 +368,8 @@ def _translate_fast(raw: bytes | str, mapping: CompiledMapping) -> Translation |
     except Exception:  # whatever the typed decoder does not take, the general path judges
         return None
     if event.type not in _SUPPORTED:
+        return None
+    if _may_hold_huge_number(raw.encode() if isinstance(raw, str) else raw):
         return None
     # msgspec checks UTF-8 only in the strings it decodes, not in those it skips (unread parameters, response...),
     # where orjson, and so the general path, refuses it: such bytes are not JSON, and `event` could not decode them.
@@ -324,17 +400,26 @@ def translate_record(raw: str | bytes, mapping: CompiledMapping) -> list[Transla
     try:
         decoded = loads_exact(raw)
     except orjson.JSONDecodeError as error:
-        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-        return [_refuse(text, RefusalReason.INVALID_JSON, f"not JSON: {error.msg} at position {error.pos}")]
+        return [_refuse(_as_text(raw), RefusalReason.INVALID_JSON, _json_problem(error))]
     original = _dead_letter_event(decoded)
-    if isinstance(original, str):
-        # The record of an input that was not JSON: try its raw text again.
+    if isinstance(original, str | bytes):
+        # The record of an input that was not JSON, or kept as text: read its raw text again.
         return translate_record(original, mapping)
     if isinstance(decoded, list):
         if not decoded:
             return [_refuse(decoded, RefusalReason.INVALID_EVENT, "an empty JSON array holds no CloudEvent")]
         return [translate_event(element, mapping) for element in decoded]
     return [translate_event(decoded, mapping)]
+
+
+def _as_text(raw: str | bytes) -> str | bytes:
+    """Input that is not JSON, as its text; bytes that are not UTF-8 stay bytes, so that nothing of them is lost."""
+    if isinstance(raw, str):
+        return raw
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw
 
 
 _DEFAULT: list[CompiledMapping] = []
