@@ -61,6 +61,7 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_REFUSED",
+    "EXIT_UNREADABLE",
     "Checkpoint",
     "InputHead",
     "Position",
@@ -76,6 +77,7 @@ Position = tuple[int, int]
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
+EXIT_UNREADABLE = 2
 EXIT_FAILED = 3
 
 _PROGRESS_EVERY = 1_000  # records between progress calls when no batch completes (e.g. all refused)
@@ -100,6 +102,8 @@ class ReplaySummary:
         failed_batches: batches that failed for good.
         dead_lettered: records written to the dead-letter file.
         checkpoint: the last position up to which everything is resolved, or ``None``.
+        read_error: why reading the input stopped early (``cannot read NAME: ...``), or ``None``; what was read
+            before was still delivered, refused or dead-lettered.
     """
 
     records: int = 0
@@ -113,6 +117,7 @@ class ReplaySummary:
     failed_batches: int = 0
     dead_lettered: int = 0
     checkpoint: Position | None = None
+    read_error: str | None = None
 
     @property
     def refused_total(self) -> int:
@@ -121,7 +126,13 @@ class ReplaySummary:
 
     @property
     def exit_code(self) -> int:
-        """3 when any batch failed for good, else 1 when any event was refused, else 0."""
+        """The exit status: 2, 3, 1 or 0.
+
+        2 when the input could not be read to its end, else 3 when any batch failed for good, else 1 when any event
+        was refused, else 0.
+        """
+        if self.read_error is not None:
+            return EXIT_UNREADABLE
         if self.failed_batches:
             return EXIT_FAILED
         if self.refused_total:
@@ -387,6 +398,7 @@ def replay(
     idle_flush: float | None = None,
     sleep: Sleep = time.sleep,
     clock: Clock = time.monotonic,
+    summary: ReplaySummary | None = None,
 ) -> ReplaySummary:
     """Deliver the translations of an input stream, ``concurrency`` batches at a time.
 
@@ -410,19 +422,24 @@ def replay(
             is sent and finished batches are settled; ``None`` waits for a full batch or the end of the input.
         sleep: how retries wait (tests inject a recorder).
         clock: monotonic seconds for the retry budget.
+        summary: the counts to update, so that a caller still has them when the replay is interrupted.
 
     Returns:
-        The final counts; ``summary.checkpoint`` is the last resolved position.
+        The final counts; ``summary.checkpoint`` is the last resolved position. When the input cannot be read to
+        its end (:class:`ConfigurationError` from ``items``), what was read is still settled and
+        ``summary.read_error`` says why reading stopped.
 
     Raises:
         ConfigurationError: the checkpoint or dead-letter file cannot be read or written.
+        KeyboardInterrupt: after the batches already finished are counted and the checkpoint saved.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
     if not 1 <= max_messages <= 2_500:
         raise ValueError("max_messages must be between 1 and 2500")
     policy = policy if policy is not None else RetryPolicy()
-    summary = ReplaySummary()
+    summary = summary if summary is not None else ReplaySummary()
+    items = _until_read_error(items, summary)
     resume = checkpoint.load() if checkpoint is not None else None
     summary.checkpoint = resume
     window = _Window()
@@ -505,6 +522,11 @@ def replay(
             while in_flight:
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 settle(done)
+        except KeyboardInterrupt:
+            # Stop sending; count what Segment already answered, so the summary and checkpoint include it.
+            pool.shutdown(wait=True, cancel_futures=True)
+            settle([f for f in list(in_flight) if f.done() and not f.cancelled()])
+            raise
         finally:
             # On an error or interrupt, stop sending; what was resolved so far is still saved below.
             pool.shutdown(wait=True, cancel_futures=True)
@@ -516,6 +538,14 @@ def replay(
     if progress is not None:
         progress(summary)
     return summary
+
+
+def _until_read_error(items: Iterable[_Item], summary: ReplaySummary) -> Iterator[_Item]:
+    """``items`` until one cannot be read: the error goes in ``summary.read_error`` and the input ends there."""
+    try:
+        yield from items
+    except ConfigurationError as error:
+        summary.read_error = str(error)
 
 
 def _settle(
@@ -628,6 +658,9 @@ def replay_files(
         checkpoint = Checkpoint(checkpoint_path, key="\n".join(names), heads=heads, interval=checkpoint_interval)
     after = checkpoint.load() if checkpoint is not None else None
     source = RecordTranslations(iter_records(names), mapping, after=after)
-    summary = replay(source, transport, checkpoint=checkpoint, dead_letter=dead_letter, **options)
-    summary.skipped += source.skipped
+    summary = options.pop("summary", None) or ReplaySummary()
+    try:
+        replay(source, transport, checkpoint=checkpoint, dead_letter=dead_letter, summary=summary, **options)
+    finally:
+        summary.skipped += source.skipped
     return summary
