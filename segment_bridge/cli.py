@@ -12,13 +12,15 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import stat
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from segment_bridge import __version__
 from segment_bridge.deadletter import DeadLetterWriter
@@ -352,6 +354,8 @@ def _run_replay(args: argparse.Namespace, err: IO[str]) -> int:
     dead_letter = DeadLetterWriter(args.dead_letter) if args.dead_letter else None
     summary = ReplaySummary()
     status: int | None = None
+    stop = threading.Event()
+    previous = _stop_on_interrupt(stop)
     try:
         replay_files(
             names,
@@ -366,7 +370,11 @@ def _run_replay(args: argparse.Namespace, err: IO[str]) -> int:
             on_refusal=report_refusal,
             on_failure=report_failure,
             summary=summary,
+            stop=stop,
         )
+        if summary.interrupted:
+            print(f"{_PROG}: interrupted", file=err)
+            status = EXIT_INTERRUPTED
     except KeyboardInterrupt:
         progress.done()
         print(f"{_PROG}: interrupted", file=err)
@@ -375,6 +383,8 @@ def _run_replay(args: argparse.Namespace, err: IO[str]) -> int:
         _stdout_closed()
         status = EXIT_PIPE_CLOSED
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
         progress.done()
         try:
             transport.close()
@@ -396,6 +406,24 @@ def _run_replay(args: argparse.Namespace, err: IO[str]) -> int:
         line += "; use --dead-letter PATH to keep them"
     print(f"{_PROG}: {line}", file=err)
     return status if status is not None else summary.exit_code
+
+
+def _stop_on_interrupt(stop: threading.Event) -> Any:
+    """Make Ctrl-C set ``stop`` (a second one interrupts at once); returns the handler to restore, if replaced.
+
+    A replay runs threads: a KeyboardInterrupt raised wherever the main thread happens to be can land inside the
+    threading machinery (a lock being re-acquired) and lose a batch's count, or worse. The flag is read between
+    events, and what is in flight finishes and is counted.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    return signal.signal(signal.SIGINT, on_interrupt)
 
 
 def _run_check_mapping(args: argparse.Namespace, err: IO[str]) -> int:

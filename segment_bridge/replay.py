@@ -102,6 +102,7 @@ class ReplaySummary:
         failed_batches: batches that failed for good.
         dead_lettered: records written to the dead-letter file.
         checkpoint: the last position up to which everything is resolved, or ``None``.
+        interrupted: the replay was stopped (``stop``) before the end of its input.
         read_error: why reading the input stopped early (``cannot read NAME: ...``), or ``None``; what was read
             before was still delivered, refused or dead-lettered.
     """
@@ -118,6 +119,7 @@ class ReplaySummary:
     dead_lettered: int = 0
     checkpoint: Position | None = None
     read_error: str | None = None
+    interrupted: bool = False
 
     @property
     def refused_total(self) -> int:
@@ -399,6 +401,7 @@ def replay(
     sleep: Sleep = time.sleep,
     clock: Clock = time.monotonic,
     summary: ReplaySummary | None = None,
+    stop: threading.Event | None = None,
 ) -> ReplaySummary:
     """Deliver the translations of an input stream, ``concurrency`` batches at a time.
 
@@ -423,6 +426,9 @@ def replay(
         sleep: how retries wait (tests inject a recorder).
         clock: monotonic seconds for the retry budget.
         summary: the counts to update, so that a caller still has them when the replay is interrupted.
+        stop: once set, no more input is read or sent; the batches in flight finish and are counted, the checkpoint
+            is saved, and ``summary.interrupted`` is set. (A signal handler can set it: a ``KeyboardInterrupt``
+            raised at any point of a threaded program may land inside the threading machinery itself.)
 
     Returns:
         The final counts; ``summary.checkpoint`` is the last resolved position. When the input cannot be read to
@@ -467,13 +473,19 @@ def replay(
         while len(in_flight) >= concurrency:
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             settle(done)
-        future = pool.submit(send_batch, transport, batch.calls, policy, sleep=sleep, clock=clock)
+        # The batch is registered before the pool sees it: Ctrl-C may land inside pool.submit (which can wait for
+        # a thread to start) after the batch was handed over, and a batch sent must still be counted.
+        future: Future[list[BatchResult]] = Future()
         in_flight[future] = batch
+        pool.submit(_run_into, future, lambda: send_batch(transport, batch.calls, policy, sleep=sleep, clock=clock))
 
     stream: Iterable[_Item | None] = items if idle_flush is None else _marking_idle(items, idle_flush)
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="segment-bridge-replay") as pool:
         try:
             for item in stream:
+                if stop is not None and stop.is_set():
+                    summary.interrupted = True
+                    break
                 if item is None:  # the input is idle: send what waits, settle what finished
                     if current.calls:
                         submit(pool, current)
@@ -515,10 +527,14 @@ def replay(
                         summary.dead_lettered += 1
                 else:
                     summary.acknowledged += 1
-            if current.calls:
-                submit(pool, current)
-                current = _Pending()
-            window.finish()
+            # Ctrl-C as the input ended counts too: the user asked to stop, and is told so.
+            summary.interrupted = stop is not None and stop.is_set()
+            if not summary.interrupted:
+                if current.calls:
+                    submit(pool, current)
+                    current = _Pending()
+                # Stopped, the last position read stays open: the rest of its events may not have been read.
+                window.finish()
             while in_flight:
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 settle(done)
@@ -538,6 +554,18 @@ def replay(
     if progress is not None:
         progress(summary)
     return summary
+
+
+def _run_into(future: Future[list[BatchResult]], work: Callable[[], list[BatchResult]]) -> None:
+    """Run ``work`` on a pool thread and settle ``future`` with its result."""
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        result = work()
+    except BaseException as error:  # handed to the thread that waits on the future, as the pool's own would
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 def _until_read_error(items: Iterable[_Item], summary: ReplaySummary) -> Iterator[_Item]:
