@@ -5,15 +5,16 @@ element, for a batched array) or the raw text when it was not JSON. Records carr
 itself held and the bridge's own reasons.
 
 A record can always be written, whatever the event holds. An event that cannot be embedded as JSON (nested deeper
-than a JSON writer goes) is kept as its JSON text, a string, and input that is not UTF-8 as base64; a record so
-kept says how in a seventh key, ``"event_encoding"`` (``"json-text"`` or ``"base64"``), and replays to the same
-outcome as the original.
+than a JSON writer goes, or holding a number beyond double range) is kept as its JSON text, a string, and input
+that is not UTF-8 as base64; a record so kept says how in a seventh key, ``"event_encoding"`` (``"json-text"`` or
+``"base64"``), and replays to the same outcome as the original.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 import threading
 from pathlib import Path
 from types import TracebackType
@@ -42,13 +43,18 @@ def record_line(refusal: Refusal, event: Any) -> bytes:
         return _line_with(refusal, base64.b64encode(event).decode("ascii"), BASE64)
     record = refusal.dead_letter_record(event)
     try:
-        return orjson.dumps(record, default=str) + b"\n"
+        line = orjson.dumps(record, default=str) + b"\n"
     except TypeError:
         pass  # an integer beyond 64 bits, or nesting deeper than orjson writes
+    else:
+        # orjson writes a number beyond double range (read as infinity) as null, which would replay differently.
+        if b"null" not in line or not _has_infinity(event):
+            return line
     try:
         # Keeps an integer beyond 64 bits exact (the reason such an event is refused), so the record replays to
         # the same refusal instead of a rounded float.
-        return json.dumps(record, default=str, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        text = json.dumps(record, default=str, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return text.encode() + b"\n"
     except UnicodeEncodeError:
         # Text with a lone surrogate (a str input that was not UTF-8): its bytes, as Python would write them.
         if isinstance(event, str):
@@ -92,7 +98,22 @@ def _json_text(value: Any) -> str:
     return "".join(parts)
 
 
+def _has_infinity(value: Any) -> bool:
+    values = [value]
+    while values:
+        item = values.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return True
+        if isinstance(item, dict):
+            values.extend(item.values())
+        elif isinstance(item, list | tuple):
+            values.extend(item)
+    return False
+
+
 def _scalar(value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "-1e999" if value < 0 else "1e999"  # read back as the same infinity (see events.loads_exact)
     try:
         return json.dumps(value, default=str)
     except ValueError:  # an integer too long for Python to write in decimal: readable, if no longer exact

@@ -529,11 +529,12 @@ def replay(
                     summary.acknowledged += 1
             # Ctrl-C as the input ended counts too: the user asked to stop, and is told so.
             summary.interrupted = stop is not None and stop.is_set()
+            # Stopped, the partial batch is not sent and the last position read stays open (the rest of its events
+            # may not have been read), so the checkpoint stops before them.
             if not summary.interrupted:
                 if current.calls:
                     submit(pool, current)
                     current = _Pending()
-                # Stopped, the last position read stays open: the rest of its events may not have been read.
                 window.finish()
             while in_flight:
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)

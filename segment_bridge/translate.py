@@ -11,6 +11,7 @@ messages; :func:`check_track_message` refuses those here, before anything is sen
 from __future__ import annotations
 
 import base64
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -310,6 +311,16 @@ def _map(
             event_type,
             raw,
         )
+    # orjson writes infinity as null; only the general path reads a number beyond double range (see loads_exact).
+    if raw is None and b"null" in body and _has_infinity(message):
+        return _refuse(
+            element,
+            RefusalReason.INVALID_EVENT,
+            "a mapped value cannot be sent: a number beyond double range",
+            "",
+            event_id,
+            event_type,
+        )
     call = TrackCall(message, body, event_id, event_type)
     # check_track_message's rules for the usual message, without looking the values up again: small enough for
     # TrackCall.within to pass on length alone. Anything else gets the full check and its reason.
@@ -327,34 +338,16 @@ def _map(
     return Translation(Outcome.REFUSED, element, event_id, event_type, None, refusal, raw=raw)
 
 
-# Digits as "0" and "E" as "e", to look for the shape of a number beyond double range with fixed needles.
-_NUMBER_SHAPES = bytes.maketrans(b"123456789E", b"000000000e")
-# 210 digits in a row: the shortest integer part that, times 10**99 (a two-digit exponent), can exceed 1.8e308.
-_LONG_DIGIT_RUN = b"0" * 210
-_EXPONENTS = (b"0e000", b"0e+000")  # a three-digit positive exponent (a negative one cannot overflow)
-_NUMBER_BODY = b"0.-"
-_BEFORE_A_VALUE = frozenset(b":,[ \t\r\n")
-
-
-def _may_hold_huge_number(raw: bytes) -> bool:
-    """Whether ``raw`` may hold a number beyond double range (about 1.8e308) outside its strings.
-
-    The typed decoder skips the fields it does not read without converting their numbers, while orjson, and so
-    the general path, refuses such a number as not JSON. Without this check the same event would be translated
-    alone and refused inside an array, and its original (decoded for a dead-letter record) could not be read.
-    Conservative: a hit sends the input down the general path, which decides.
-    """
-    shapes = raw.translate(_NUMBER_SHAPES)
-    if _LONG_DIGIT_RUN in shapes:
-        return True
-    for needle in _EXPONENTS:
-        at = shapes.find(needle)
-        while at >= 0:
-            # Hex ids hold "e" between digits too; a number starts right after ":", ",", "[" or whitespace.
-            start = len(shapes[:at].rstrip(_NUMBER_BODY))
-            if start and shapes[start - 1] in _BEFORE_A_VALUE:
-                return True
-            at = shapes.find(needle, at + 1)
+def _has_infinity(message: dict[str, Any]) -> bool:
+    values = [message.get("anonymousId"), message.get("userId"), *message["properties"].values()]
+    while values:
+        value = values.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return True
+        if isinstance(value, dict):
+            values.extend(value.values())
+        elif isinstance(value, list):
+            values.extend(value)
     return False
 
 
@@ -368,8 +361,6 @@ def _translate_fast(raw: bytes | str, mapping: CompiledMapping) -> Translation |
     except Exception:  # whatever the typed decoder does not take, the general path judges
         return None
     if event.type not in _SUPPORTED:
-        return None
-    if _may_hold_huge_number(raw.encode() if isinstance(raw, str) else raw):
         return None
     # msgspec checks UTF-8 only in the strings it decodes, not in those it skips (unread parameters, response...),
     # where orjson, and so the general path, refuses it: such bytes are not JSON, and `event` could not decode them.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -50,22 +51,46 @@ def _run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[
 # -- the issue's number, on the fast path ------------------------------------------------------------------------
 
 
-def test_the_issues_line_is_refused_the_same_alone_and_in_an_array() -> None:
+def test_the_issues_line_translates_the_same_alone_and_in_an_array() -> None:
+    # The typed decoder never reads `extra`; the general path reads 1e400 as infinity instead of refusing the text.
     (alone,) = translate_record(ISSUE_LINE, MAPPING)
     (in_array,) = translate_record(b"[" + ISSUE_LINE + b"]", MAPPING)
-    for translation in (alone, in_array):
-        assert translation.refusal is not None and translation.refusal.reason == "invalid_json"
-        assert "a number beyond the range of a double" in translation.refusal.message
-    assert alone.event == ISSUE_LINE.decode()  # what the dead-letter record keeps: never an exception
+    assert alone.track is not None and in_array.track is not None
+    assert alone.track.body == in_array.track.body
+    assert alone.event["data"]["extra"] == math.inf  # what a dead-letter record or a failure report decodes
 
 
-def test_replay_of_the_issues_line_refuses_it_and_goes_on(tmp_path: Path) -> None:
+@pytest.mark.parametrize("number", [b"1e400", b"-1E+400", b"9" * 400])
+def test_a_number_beyond_double_range_that_is_mapped_is_refused_on_both_paths(number: bytes) -> None:
+    raw = ISSUE_LINE.replace(b'"in-progress"', number)
+    for record in (raw, b"[" + raw + b"]"):
+        (translation,) = translate_record(record, MAPPING)
+        assert translation.refusal is not None and translation.refusal.reason == "invalid_event"
+        assert translation.refusal.message.startswith("a mapped value cannot be sent")
+
+
+def test_replay_of_the_issues_line_delivers_it_with_a_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "in.jsonl"
     path.write_bytes(ISSUE_LINE + b"\n" + _lines(2))
-    result = _run("replay", "--dry-run", str(path))
-    assert result.returncode == 1, result.stderr
-    assert b"shown 2, acknowledged 0, refused 1 (invalid_json 1)" in result.stderr
-    assert b"Traceback" not in result.stderr
+    checkpoint = tmp_path / "replay.ckpt"
+    result = _run("replay", "--dry-run", "--checkpoint", str(checkpoint), str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.decode().splitlines() == ["segment-bridge: shown 3, acknowledged 0, refused 0, failed 0"]
+    assert json.loads(checkpoint.read_bytes())["position"] == [0, 3]
+
+
+def test_a_refused_event_with_a_number_beyond_double_range_replays_from_its_record(tmp_path: Path) -> None:
+    raw = ISSUE_LINE.replace(b"status-callback.call.answered", b"unknown")
+    (translation,) = translate_record(raw, MAPPING)
+    assert translation.refusal is not None and translation.refusal.reason == "unknown_event_type"
+    path = tmp_path / "dead.jsonl"
+    with DeadLetterWriter(path) as writer:
+        writer.write(translation.refusal, translation.event)
+    (line,) = path.read_bytes().splitlines()
+    assert json.loads(line)["event_encoding"] == "json-text"  # orjson would have written null for it
+    (again,) = translate_record(line, MAPPING)
+    assert again.refusal is not None and again.refusal.reason == "unknown_event_type"
+    assert again.event["data"]["extra"] == math.inf
 
 
 def test_a_valid_event_with_large_but_finite_numbers_still_translates() -> None:
