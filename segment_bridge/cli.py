@@ -218,8 +218,12 @@ def _flush_quietly(out: IO[bytes]) -> None:
 
 def _stdout_closed() -> None:
     """Point standard output at /dev/null, so Python's flush at exit does not fail on the closed pipe."""
+    try:
+        fileno = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a file (a library caller's stream): nothing to redirect
+        return
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    os.dup2(devnull, fileno)
     os.close(devnull)
 
 
