@@ -1,8 +1,10 @@
 """The ``segment-bridge`` command line: the only place that prints.
 
 Every command turns bad input into one readable line and an exit code, never a traceback:
-0 every event translated (or delivered) or acknowledged, 1 some event refused, 2 a usage or configuration error,
-3 (``replay``) a batch failed permanently.
+0 every event translated (or delivered) or acknowledged, 1 some event refused, 2 a usage or configuration error or
+an input that cannot be read (also part-way through, after the summary), 3 (``replay``) a batch failed
+permanently, 130 interrupted (Ctrl-C), 141 standard output closed (``| head``). A run that ends early still prints
+the summary of what it did.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
+import stat
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from segment_bridge import __version__
 from segment_bridge._logging import configure_text_logging, remove_handler
@@ -44,6 +49,8 @@ EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_DELIVERY_FAILED = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process stopped by Ctrl-C
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, as a shell reports a writer whose reader went away
 
 _PROG = "segment-bridge"
 
@@ -58,7 +65,9 @@ request's batch[]. Each refused event is one line on stderr (reason, id, type, w
 --dead-letter also a JSON Lines record that `segment-bridge replay` accepts once the cause is fixed.
 A one-line summary ends the run on stderr.
 
-exit status: 0 all translated or acknowledged, 1 some refused, 2 usage or configuration error.
+exit status: 0 all translated or acknowledged, 1 some refused, 2 usage or configuration error or an
+unreadable input (checked before anything is read; a read error part-way through stops after the summary),
+130 interrupted, 141 standard output closed (| head). A run that ends early still prints its summary.
 """
 
 _REPLAY_EPILOG = """\
@@ -77,8 +86,11 @@ what it already has; --checkpoint skips what a killed or interrupted run already
 The write key comes from SEGMENT_WRITE_KEY or the file named by SEGMENT_WRITE_KEY_FILE / --write-key-file, never
 from the command line. --dry-run and --out need none.
 
-exit status: 0 all delivered or acknowledged, 1 some refused, 2 usage or configuration error,
-3 some batch failed permanently (its events are in --dead-letter, or listed one per line without it).
+exit status: 0 all delivered or acknowledged, 1 some refused, 2 usage or configuration error or an
+unreadable input or output path (all checked before anything is sent; a read error part-way through settles what
+was read, then stops after the summary), 3 some batch failed permanently (its events are in --dead-letter, or
+listed one per line without it), 130 interrupted, 141 standard output closed. A run that ends early still prints
+its summary (Ctrl-C: the checkpoint keeps what finished).
 """
 
 _CHECK_EPILOG = """\
@@ -171,10 +183,12 @@ def summary_line(counts: Counter[str], reasons: Counter[str], first: str = "tran
 
 def _run_translate(args: argparse.Namespace, out: IO[bytes], err: IO[str]) -> int:
     _check_outputs_are_not_inputs(args)
+    _check_paths(args)
     mapping = load_mapping_from_args(args, err)
     counts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     dead_letter = DeadLetterWriter(args.dead_letter) if args.dead_letter else None
+    status: int | None = None
     try:
         for record in iter_records(args.files or ["-"]):
             for translation in translate_record(record.raw, mapping):
@@ -188,11 +202,80 @@ def _run_translate(args: argparse.Namespace, out: IO[bytes], err: IO[str]) -> in
                     if dead_letter is not None:
                         dead_letter.write(translation.refusal, translation.event)
         out.flush()
+    except ConfigurationError as error:  # an input unreadable part-way through, a dead-letter file not writable
+        _flush_quietly(out)
+        print(f"{_PROG}: error: {error}", file=err)
+        status = EXIT_USAGE
+    except KeyboardInterrupt:
+        _flush_quietly(out)
+        print(f"{_PROG}: interrupted", file=err)
+        status = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _stdout_closed()
+        status = EXIT_PIPE_CLOSED
     finally:
         if dead_letter is not None:
             dead_letter.close()
     print(f"{_PROG}: {summary_line(counts, reasons)}", file=err)
+    if status is not None:
+        return status
     return EXIT_REFUSED if counts[Outcome.REFUSED] else EXIT_OK
+
+
+def _flush_quietly(out: IO[bytes]) -> None:
+    """Flush what was translated before the run stopped; a reader that went away is no longer told anything."""
+    try:
+        out.flush()
+    except BrokenPipeError:
+        _stdout_closed()
+
+
+def _stdout_closed() -> None:
+    """Point standard output at /dev/null, so Python's flush at exit does not fail on the closed pipe."""
+    try:
+        fileno = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a file (a library caller's stream): nothing to redirect
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)
+    os.close(devnull)
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """Check that every input can be read and every output written before anything is read or sent.
+
+    A run that stops at its second file has already delivered the first: the user should learn of a typo at once.
+    """
+    for name in args.files:
+        if name == "-":
+            continue
+        # Not opened here: opening a named pipe would wait for its writer, and the reader must not miss its data.
+        try:
+            is_dir = stat.S_ISDIR(os.stat(name).st_mode)
+        except OSError as error:
+            raise ConfigurationError(f"cannot read {name}: {error.strerror or type(error).__name__}") from None
+        if is_dir:
+            raise ConfigurationError(f"cannot read {name}: Is a directory")
+        if not os.access(name, os.R_OK):
+            raise ConfigurationError(f"cannot read {name}: Permission denied")
+    for option in ("dead_letter", "checkpoint"):
+        output = getattr(args, option, None)
+        if output:
+            _check_writable(Path(output), "--" + option.replace("_", "-"))
+
+
+def _check_writable(path: Path, flag: str) -> None:
+    if path.is_dir():
+        raise ConfigurationError(f"cannot write {flag} {path}: it is a directory")
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise ConfigurationError(f"cannot write {flag} {path}: permission denied")
+        return
+    parent = path.parent
+    if not parent.is_dir():
+        raise ConfigurationError(f"cannot write {flag} {path}: no directory {parent}")
+    if not os.access(parent, os.W_OK):
+        raise ConfigurationError(f"cannot write {flag} {path}: directory {parent} is not writable")
 
 
 class _Progress:
@@ -266,6 +349,7 @@ def _run_replay(args: argparse.Namespace, err: IO[str]) -> int:
     _check_outputs_are_not_inputs(args)
     if args.checkpoint and (not args.files or "-" in args.files):
         raise ConfigurationError("--checkpoint needs named input files: standard input cannot be resumed")
+    _check_paths(args)
     mapping = load_mapping_from_args(args, err)
     transport, verb = _replay_transport(args)
     progress = _Progress(err, enabled=err.isatty() and not args.quiet, verb=verb)
@@ -287,8 +371,12 @@ def _run_replay(args: argparse.Namespace, err: IO[str]) -> int:
 
     policy = RetryPolicy(max_attempts=args.max_attempts, budget_seconds=args.retry_budget)
     dead_letter = DeadLetterWriter(args.dead_letter) if args.dead_letter else None
+    summary = ReplaySummary()
+    status: int | None = None
+    stop = threading.Event()
+    previous = _stop_on_interrupt(stop)
     try:
-        summary = replay_files(
+        replay_files(
             names,
             mapping,
             transport,
@@ -300,12 +388,32 @@ def _run_replay(args: argparse.Namespace, err: IO[str]) -> int:
             progress=progress,
             on_refusal=report_refusal,
             on_failure=report_failure,
+            summary=summary,
+            stop=stop,
         )
-    finally:
+        if summary.interrupted:
+            print(f"{_PROG}: interrupted", file=err)
+            status = EXIT_INTERRUPTED
+    except KeyboardInterrupt:
         progress.done()
-        transport.close()
+        print(f"{_PROG}: interrupted", file=err)
+        status = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _stdout_closed()
+        status = EXIT_PIPE_CLOSED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        progress.done()
+        try:
+            transport.close()
+        except BrokenPipeError:
+            _stdout_closed()
+            status = EXIT_PIPE_CLOSED
         if dead_letter is not None:
             dead_letter.close()
+    if summary.read_error is not None:
+        print(f"{_PROG}: error: {summary.read_error}", file=err)
     counts: Counter[str] = Counter({verb: summary.delivered, "acknowledged": summary.acknowledged})
     line = summary_line(counts, summary.refused, first=verb)
     line += f", failed {summary.failed}" + (f" in {summary.failed_batches} batches" if summary.failed else "")
@@ -316,7 +424,25 @@ def _run_replay(args: argparse.Namespace, err: IO[str]) -> int:
     elif summary.failed or summary.refused_total:
         line += "; use --dead-letter PATH to keep them"
     print(f"{_PROG}: {line}", file=err)
-    return summary.exit_code
+    return status if status is not None else summary.exit_code
+
+
+def _stop_on_interrupt(stop: threading.Event) -> Any:
+    """Make Ctrl-C set ``stop`` (a second one interrupts at once); returns the handler to restore, if replaced.
+
+    A replay runs threads: a KeyboardInterrupt raised wherever the main thread happens to be can land inside the
+    threading machinery (a lock being re-acquired) and lose a batch's count, or worse. The flag is read between
+    events, and what is in flight finishes and is counted.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    return signal.signal(signal.SIGINT, on_interrupt)
 
 
 def _run_check_mapping(args: argparse.Namespace, err: IO[str]) -> int:
@@ -475,16 +601,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep Python from complaining at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_OK
+        _stdout_closed()
+        return EXIT_PIPE_CLOSED
     except OSError as error:
         # An output that cannot be written (a full disk, a directory given as a file): one line, not a traceback.
         print(f"{_PROG}: error: {error}", file=err)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{_PROG}: interrupted", file=err)
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         if handler is not None:
             remove_handler(handler)

@@ -3,11 +3,18 @@
 Records are ``{"reason", "id", "type", "message", "hint", "event"}``; ``event`` is the original CloudEvent (the
 element, for a batched array) or the raw text when it was not JSON. Records carry no secrets: only what the event
 itself held and the bridge's own reasons.
+
+A record can always be written, whatever the event holds. An event that cannot be embedded as JSON (nested deeper
+than a JSON writer goes, or holding a number beyond double range) is kept as its JSON text, a string, and input
+that is not UTF-8 as base64; a record so kept says how in a seventh key, ``"event_encoding"`` (``"json-text"`` or
+``"base64"``), and replays to the same outcome as the original.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 import os
 import threading
 from pathlib import Path
@@ -19,7 +26,99 @@ import orjson
 from segment_bridge.exceptions import ConfigurationError
 from segment_bridge.outcomes import Refusal
 
-__all__ = ["DeadLetterWriter"]
+__all__ = ["BASE64", "JSON_TEXT", "DeadLetterWriter", "record_line"]
+
+
+#: ``event_encoding`` of a record whose ``event`` is the original's JSON text (too deep to embed as JSON).
+JSON_TEXT = "json-text"
+#: ``event_encoding`` of a record whose ``event`` is the original bytes in base64 (they are not UTF-8 text).
+BASE64 = "base64"
+
+
+def record_line(refusal: Refusal, event: Any) -> bytes:
+    """The dead-letter record of ``event`` as one JSON line (with its newline). Never raises for the event's content.
+
+    ``event`` is the decoded original, its raw text (a string), or raw bytes that are not UTF-8.
+    """
+    if isinstance(event, bytes | bytearray):
+        return _line_with(refusal, base64.b64encode(event).decode("ascii"), BASE64)
+    record = refusal.dead_letter_record(event)
+    try:
+        line = orjson.dumps(record, default=str) + b"\n"
+    except TypeError:
+        pass  # an integer beyond 64 bits, or nesting deeper than orjson writes
+    else:
+        # orjson writes a number beyond double range (read as infinity) as null, which would replay differently.
+        if b"null" not in line or not _has_infinity(event):
+            return line
+    try:
+        # Keeps an integer beyond 64 bits exact (the reason such an event is refused), so the record replays to
+        # the same refusal instead of a rounded float.
+        text = json.dumps(record, default=str, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return text.encode() + b"\n"
+    except UnicodeEncodeError:
+        # Text with a lone surrogate (a str input that was not UTF-8): its bytes, as Python would write them.
+        if isinstance(event, str):
+            return record_line(refusal, event.encode("utf-8", "surrogatepass"))
+    except (RecursionError, ValueError):
+        pass  # nested deeper than the standard library writes (its limit is Python's recursion limit)
+    return _line_with(refusal, _json_text(event), JSON_TEXT)
+
+
+def _line_with(refusal: Refusal, event: str, encoding: str) -> bytes:
+    record = {**refusal.dead_letter_record(event), "event_encoding": encoding}
+    return json.dumps(record, default=str, separators=(",", ":")).encode() + b"\n"
+
+
+def _json_text(value: Any) -> str:
+    """``value`` as compact JSON text, at any depth: written with a stack of its own, not by recursion."""
+    parts: list[str] = []
+    # Each entry is a value to write, or a literal piece of text (a separator or a closing bracket).
+    stack: list[tuple[bool, Any]] = [(False, value)]
+    while stack:
+        literal, item = stack.pop()
+        if literal:
+            parts.append(item)
+        elif isinstance(item, dict):
+            parts.append("{")
+            stack.append((True, "}"))
+            for index, (key, element) in enumerate(reversed(list(item.items()))):
+                stack.append((False, element))
+                stack.append((True, _scalar(str(key)) + ":"))
+                if index < len(item) - 1:
+                    stack.append((True, ","))
+        elif isinstance(item, list | tuple):
+            parts.append("[")
+            stack.append((True, "]"))
+            for index, element in enumerate(reversed(item)):
+                stack.append((False, element))
+                if index < len(item) - 1:
+                    stack.append((True, ","))
+        else:
+            parts.append(_scalar(item))
+    return "".join(parts)
+
+
+def _has_infinity(value: Any) -> bool:
+    values = [value]
+    while values:
+        item = values.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return True
+        if isinstance(item, dict):
+            values.extend(item.values())
+        elif isinstance(item, list | tuple):
+            values.extend(item)
+    return False
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "-1e999" if value < 0 else "1e999"  # read back as the same infinity (see events.loads_exact)
+    try:
+        return json.dumps(value, default=str)
+    except ValueError:  # an integer too long for Python to write in decimal: readable, if no longer exact
+        return json.dumps(f"<integer of {value.bit_length()} bits>")
 
 
 class DeadLetterWriter:
@@ -46,13 +145,7 @@ class DeadLetterWriter:
         Raises:
             ConfigurationError: the file cannot be opened or written.
         """
-        record = refusal.dead_letter_record(event)
-        try:
-            line = orjson.dumps(record, default=str) + b"\n"
-        except TypeError:
-            # An integer beyond 64 bits (the reason such an event is refused): keep it exact, so the record replays
-            # to the same refusal instead of a rounded float.
-            line = json.dumps(record, default=str, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        line = record_line(refusal, event)
         with self._lock:
             try:
                 if self._file is None:

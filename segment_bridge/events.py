@@ -109,10 +109,19 @@ def loads_exact(raw: bytes | str) -> Any:
     refused alone and translated with a wrong value inside an array or a dead-letter record. Keeping the integer
     makes both paths refuse it (Segment's JSON takes no integer beyond 64 bits).
 
+    A number beyond double range (``1e400``, a 400-digit integer), which orjson refuses, is read as Python reads
+    it (infinity, an exact integer) when the text is JSON otherwise: the typed decoder skips the fields it does not
+    read without looking at their numbers, so the same event must not be refused here.
+
     Raises:
         orjson.JSONDecodeError: the text is not JSON.
     """
-    value = orjson.loads(raw)
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        if not error.msg.startswith(_BEYOND_DOUBLE):
+            raise
+        return _loads_beyond_double(raw, error)
     long_digits = _LONG_DIGITS_BYTES if isinstance(raw, bytes) else _LONG_DIGITS_TEXT
     if long_digits.search(raw):  # type: ignore[arg-type]
         try:
@@ -120,6 +129,43 @@ def loads_exact(raw: bytes | str) -> Any:
         except (ValueError, RecursionError):  # deeper than the standard decoder goes: keep orjson's reading
             return value
     return value
+
+
+_BEYOND_DOUBLE = "number is infinity"  # how orjson's message starts for a number beyond double range
+# Every number literal, where a number can start (not inside a word, a \\u escape, or another number).
+_NUMBER_LITERAL = re.compile(rb"(?<![0-9A-Za-z.\\+-])-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
+def _zero(found: re.Match[bytes]) -> bytes:
+    return b"0".ljust(len(found.group()), b" ")
+
+
+def _parse_int(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:  # more digits than Python converts: beyond double range, as orjson reads it
+        return float(text)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _loads_beyond_double(raw: bytes | str, error: orjson.JSONDecodeError) -> Any:
+    """Read JSON that orjson refused for a number beyond double range, if everything else about it is JSON."""
+    try:
+        data = raw.encode() if isinstance(raw, str) else raw
+    except UnicodeEncodeError:
+        raise error from None
+    # orjson stopped at the first such number: let it judge the rest (strings, UTF-8, depth) with every number
+    # literal made a 0 of the same length; the standard library then reads the numbers, and their syntax.
+    orjson.loads(_NUMBER_LITERAL.sub(_zero, data))
+    try:
+        return json.loads(data, parse_int=_parse_int, parse_constant=_no_constant)
+    except json.JSONDecodeError as problem:  # a number literal orjson would refuse too (01, 1.)
+        raise orjson.JSONDecodeError(problem.msg, problem.doc, problem.pos) from None
+    except (ValueError, RecursionError):
+        raise error from None
 
 
 def decode_string_data(value: Any) -> Any:

@@ -64,6 +64,7 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_REFUSED",
+    "EXIT_UNREADABLE",
     "Checkpoint",
     "InputHead",
     "Position",
@@ -82,6 +83,7 @@ Position = tuple[int, ...]
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
+EXIT_UNREADABLE = 2
 EXIT_FAILED = 3
 
 _PROGRESS_EVERY = 1_000  # records between progress calls when no batch completes (e.g. all refused)
@@ -106,6 +108,9 @@ class ReplaySummary:
         failed_batches: batches that failed for good.
         dead_lettered: records written to the dead-letter file.
         checkpoint: the last position up to which everything is resolved, or ``None``.
+        interrupted: the replay was stopped (``stop``) before the end of its input.
+        read_error: why reading the input stopped early (``cannot read NAME: ...``), or ``None``; what was read
+            before was still delivered, refused or dead-lettered.
     """
 
     records: int = 0
@@ -119,6 +124,8 @@ class ReplaySummary:
     failed_batches: int = 0
     dead_lettered: int = 0
     checkpoint: Position | None = None
+    read_error: str | None = None
+    interrupted: bool = False
 
     @property
     def refused_total(self) -> int:
@@ -127,7 +134,13 @@ class ReplaySummary:
 
     @property
     def exit_code(self) -> int:
-        """3 when any batch failed for good, else 1 when any event was refused, else 0."""
+        """The exit status: 2, 3, 1 or 0.
+
+        2 when the input could not be read to its end, else 3 when any batch failed for good, else 1 when any event
+        was refused, else 0.
+        """
+        if self.read_error is not None:
+            return EXIT_UNREADABLE
         if self.failed_batches:
             return EXIT_FAILED
         if self.refused_total:
@@ -458,6 +471,8 @@ def replay(
     idle_flush: float | None = None,
     sleep: Sleep = time.sleep,
     clock: Clock = time.monotonic,
+    summary: ReplaySummary | None = None,
+    stop: threading.Event | None = None,
 ) -> ReplaySummary:
     """Deliver the translations of an input stream, ``concurrency`` batches at a time.
 
@@ -481,19 +496,27 @@ def replay(
             is sent and finished batches are settled; ``None`` waits for a full batch or the end of the input.
         sleep: how retries wait (tests inject a recorder).
         clock: monotonic seconds for the retry budget.
+        summary: the counts to update, so that a caller still has them when the replay is interrupted.
+        stop: once set, no more input is read or sent; the batches in flight finish and are counted, the checkpoint
+            is saved, and ``summary.interrupted`` is set. (A signal handler can set it: a ``KeyboardInterrupt``
+            raised at any point of a threaded program may land inside the threading machinery itself.)
 
     Returns:
-        The final counts; ``summary.checkpoint`` is the last resolved position.
+        The final counts; ``summary.checkpoint`` is the last resolved position. When the input cannot be read to
+        its end (:class:`ConfigurationError` from ``items``), what was read is still settled and
+        ``summary.read_error`` says why reading stopped.
 
     Raises:
         ConfigurationError: the checkpoint or dead-letter file cannot be read or written.
+        KeyboardInterrupt: after the batches already finished are counted and the checkpoint saved.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
     if not 1 <= max_messages <= 2_500:
         raise ValueError("max_messages must be between 1 and 2500")
     policy = policy if policy is not None else RetryPolicy()
-    summary = ReplaySummary()
+    summary = summary if summary is not None else ReplaySummary()
+    items = _until_read_error(items, summary)
     resume = checkpoint.load() if checkpoint is not None else None
     point = checkpoint.resume if checkpoint is not None else None
     summary.checkpoint = resume
@@ -545,13 +568,19 @@ def replay(
         while len(in_flight) >= concurrency:
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             settle(done)
-        future = pool.submit(send_batch, transport, batch.calls, policy, sleep=sleep, clock=clock)
+        # The batch is registered before the pool sees it: Ctrl-C may land inside pool.submit (which can wait for
+        # a thread to start) after the batch was handed over, and a batch sent must still be counted.
+        future: Future[list[BatchResult]] = Future()
         in_flight[future] = batch
+        pool.submit(_run_into, future, lambda: send_batch(transport, batch.calls, policy, sleep=sleep, clock=clock))
 
     stream: Iterable[_Item | None] = items if idle_flush is None else _marking_idle(items, idle_flush)
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="segment-bridge-replay") as pool:
         try:
             for item in stream:
+                if stop is not None and stop.is_set():
+                    summary.interrupted = True
+                    break
                 if item is None:  # the input is idle: send what waits, settle what finished
                     if current.calls:
                         submit(pool, current)
@@ -594,13 +623,23 @@ def replay(
                         summary.dead_lettered += 1
                 else:
                     summary.acknowledged += 1
-            if current.calls:
-                submit(pool, current)
-                current = _Pending()
-            window.finish()
+            # Ctrl-C as the input ended counts too: the user asked to stop, and is told so.
+            summary.interrupted = stop is not None and stop.is_set()
+            # Stopped, the partial batch is not sent and the last position read stays open (the rest of its events
+            # may not have been read), so the checkpoint stops before them.
+            if not summary.interrupted:
+                if current.calls:
+                    submit(pool, current)
+                    current = _Pending()
+                window.finish()
             while in_flight:
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 settle(done)
+        except KeyboardInterrupt:
+            # Stop sending; count what Segment already answered, so the summary and checkpoint include it.
+            pool.shutdown(wait=True, cancel_futures=True)
+            settle([f for f in list(in_flight) if f.done() and not f.cancelled()])
+            raise
         finally:
             # On an error or interrupt, stop sending; what was resolved so far is still saved below.
             pool.shutdown(wait=True, cancel_futures=True)
@@ -611,6 +650,26 @@ def replay(
     if progress is not None:
         progress(summary)
     return summary
+
+
+def _run_into(future: Future[list[BatchResult]], work: Callable[[], list[BatchResult]]) -> None:
+    """Run ``work`` on a pool thread and settle ``future`` with its result."""
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        result = work()
+    except BaseException as error:  # handed to the thread that waits on the future, as the pool's own would
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _until_read_error(items: Iterable[_Item], summary: ReplaySummary) -> Iterator[_Item]:
+    """``items`` until one cannot be read: the error goes in ``summary.read_error`` and the input ends there."""
+    try:
+        yield from items
+    except ConfigurationError as error:
+        summary.read_error = str(error)
 
 
 def _settle(
@@ -731,6 +790,9 @@ def replay_files(
     if checkpoint is not None and checkpoint.resume is not None:
         after = checkpoint.resume
     source = RecordTranslations(iter_records(names), mapping, after=after)
-    summary = replay(source, transport, checkpoint=checkpoint, dead_letter=dead_letter, **options)
-    summary.skipped += source.skipped
+    summary = options.pop("summary", None) or ReplaySummary()
+    try:
+        replay(source, transport, checkpoint=checkpoint, dead_letter=dead_letter, summary=summary, **options)
+    finally:
+        summary.skipped += source.skipped
     return summary

@@ -1147,7 +1147,10 @@ class _Bridge:
         if reason is not RefusalReason.INVALID_JSON:
             reason, message = RefusalReason.INVALID_EVENT, f"no CloudEvent in the body ({message})"
         limit = self.config.dead_letter_body_limit
-        text = body[:limit].decode("utf-8", "replace")
+        try:
+            text: str | bytes = body[:limit].decode()
+        except UnicodeDecodeError:
+            text = body[:limit]  # not UTF-8: kept as bytes (base64 in the record), so it replays to the same refusal
         refusal = Refusal(
             reason,
             message + (f" (body truncated to {limit} of {len(body)} bytes)" if len(body) > limit else ""),

@@ -10,6 +10,9 @@ messages; :func:`check_track_message` refuses those here, before anything is sen
 
 from __future__ import annotations
 
+import base64
+import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -116,16 +119,29 @@ def check_track_message(call: TrackCall) -> Refusal | None:
 
 
 _DEAD_LETTER_KEYS = frozenset({"reason", "id", "type", "message", "hint", "event"})
+_KEPT_AS_TEXT_KEYS = _DEAD_LETTER_KEYS | {"event_encoding"}
 
 
 def _dead_letter_event(element: Any) -> Any:
     """The original event inside a dead-letter record, or ``None`` when ``element`` is not one.
 
     Dead-letter files are replayable: their records wrap the original CloudEvent (or raw text) under ``event``.
-    A CloudEvent never has exactly these keys (it needs ``specversion`` and ``source``).
+    A CloudEvent never has exactly these keys (it needs ``specversion`` and ``source``). A record whose event could
+    not be embedded keeps it as text, and says so in ``event_encoding``: its JSON text (returned as is, to be read
+    again) or, for bytes that are not UTF-8, base64 (returned as the original bytes).
     """
-    if isinstance(element, dict) and element.keys() == _DEAD_LETTER_KEYS:
+    if not isinstance(element, dict):
+        return None
+    if element.keys() == _DEAD_LETTER_KEYS:
         return element["event"]
+    if element.keys() == _KEPT_AS_TEXT_KEYS and isinstance(element["event"], str):
+        if element["event_encoding"] == "json-text":
+            return element["event"]
+        if element["event_encoding"] == "base64":
+            try:
+                return base64.b64decode(element["event"], validate=True)
+            except ValueError:
+                return None
     return None
 
 
@@ -191,8 +207,36 @@ def _translate_supported(
         )
     except ValidationError as error:
         path, text = validation_error_path(error)
-        return _refuse(element, RefusalReason.INVALID_EVENT, f"{path}: {text}", "", event_id, event_type)
+        return _refuse(
+            element, RefusalReason.INVALID_EVENT, f"{path}: {_model_problem(text)}", "", event_id, event_type
+        )
     return _map(event, mapping.apply, element, data, event.parameters, _time_parameter, mapping, element, None)
+
+
+# What the JSON and model libraries say, in the user's words: their messages name internals (a model's class,
+# Python's own types) or describe the input from the library's side.
+_JSON_PROBLEMS = (
+    ("number is infinity", "a number beyond the range of a double (about 1.8e308), which no JSON consumer reads"),
+    ("not valid UTF-8", "bytes that are not valid UTF-8"),
+    ("surrogate", "a lone UTF-16 surrogate escape (\\ud800-\\udfff) in a string"),
+    ("depth limit", "values nested more than 1,024 levels deep"),
+    ("recursion", "values nested more than 1,024 levels deep"),
+)
+_MODEL_WORDS = re.compile(r" or instance of \w+|\bvalid tuple\b|\bvalid dictionary\b")
+_MODEL_REPLACEMENTS = {"valid tuple": "valid array", "valid dictionary": "JSON object"}
+
+
+def _json_problem(error: orjson.JSONDecodeError) -> str:
+    """The reason a text is not JSON, for a refusal message."""
+    for marker, words in _JSON_PROBLEMS:
+        if marker in error.msg:
+            return f"not JSON: {words} at position {error.pos}"
+    return f"not JSON: {error.msg} at position {error.pos}"
+
+
+def _model_problem(text: str) -> str:
+    """A pydantic message without the names of the bridge's internal models."""
+    return _MODEL_WORDS.sub(lambda found: _MODEL_REPLACEMENTS.get(found.group(), ""), text)
 
 
 def _time_parameter(params: dict[str, Any]) -> Any:
@@ -270,6 +314,16 @@ def _map(
             event_type,
             raw,
         )
+    # orjson writes infinity as null; only the general path reads a number beyond double range (see loads_exact).
+    if raw is None and b"null" in body and _has_infinity(message):
+        return _refuse(
+            element,
+            RefusalReason.INVALID_EVENT,
+            "a mapped value cannot be sent: a number beyond double range",
+            "",
+            event_id,
+            event_type,
+        )
     call = TrackCall(message, body, event_id, event_type)
     # check_track_message's rules for the usual message, without looking the values up again: small enough for
     # TrackCall.within to pass on length alone. Anything else gets the full check and its reason.
@@ -285,6 +339,19 @@ def _map(
     if refusal is None:
         return Translation(Outcome.TRANSLATED, element, event_id, event_type, call, None, raw=raw)
     return Translation(Outcome.REFUSED, element, event_id, event_type, None, refusal, raw=raw)
+
+
+def _has_infinity(message: dict[str, Any]) -> bool:
+    values = [message.get("anonymousId"), message.get("userId"), *message["properties"].values()]
+    while values:
+        value = values.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return True
+        if isinstance(value, dict):
+            values.extend(value.values())
+        elif isinstance(value, list):
+            values.extend(value)
+    return False
 
 
 def _translate_fast(raw: bytes | str, mapping: CompiledMapping) -> Translation | None:
@@ -327,17 +394,26 @@ def translate_record(raw: str | bytes, mapping: CompiledMapping) -> list[Transla
     try:
         decoded = loads_exact(raw)
     except orjson.JSONDecodeError as error:
-        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-        return [_refuse(text, RefusalReason.INVALID_JSON, f"not JSON: {error.msg} at position {error.pos}")]
+        return [_refuse(_as_text(raw), RefusalReason.INVALID_JSON, _json_problem(error))]
     original = _dead_letter_event(decoded)
-    if isinstance(original, str):
-        # The record of an input that was not JSON: try its raw text again.
+    if isinstance(original, str | bytes):
+        # The record of an input that was not JSON, or kept as text: read its raw text again.
         return translate_record(original, mapping)
     if isinstance(decoded, list):
         if not decoded:
             return [_refuse(decoded, RefusalReason.INVALID_EVENT, "an empty JSON array holds no CloudEvent")]
         return [translate_event(element, mapping) for element in decoded]
     return [translate_event(decoded, mapping)]
+
+
+def _as_text(raw: str | bytes) -> str | bytes:
+    """Input that is not JSON, as its text; bytes that are not UTF-8 stay bytes, so that nothing of them is lost."""
+    if isinstance(raw, str):
+        return raw
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw
 
 
 _DEFAULT: list[CompiledMapping] = []

@@ -81,7 +81,9 @@ def test_translate_of_a_corrupt_gzip_prints_one_line_and_exits_2(
     code = main(["translate", str(path)])
     err = capsys.readouterr().err
     assert code == 2
-    assert err.splitlines()[-1] == f"segment-bridge: error: cannot read {path}: " + (
-        "corrupt gzip data (the compressed stream does not decode)"
-    )
+    # One line for the error, then the summary of what was read before it (nothing, here).
+    assert err.splitlines() == [
+        f"segment-bridge: error: cannot read {path}: corrupt gzip data (the compressed stream does not decode)",
+        "segment-bridge: translated 0, acknowledged 0, refused 0",
+    ]
     assert "Traceback" not in err and "zlib" not in err

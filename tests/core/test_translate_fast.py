@@ -239,7 +239,7 @@ def test_invalid_utf8_where_the_typed_decoder_skips_is_not_json_on_either_path(
     (result,) = translate_record(raw, MAPPINGS[name])
     assert result.refusal is not None
     assert result.refusal.reason == "invalid_json"
-    assert isinstance(result.event, str)
+    assert result.event == raw  # kept as bytes, so the dead-letter record keeps every byte
 
 
 def test_valid_utf8_beyond_ascii_still_takes_the_fast_path() -> None:

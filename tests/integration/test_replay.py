@@ -310,8 +310,12 @@ def test_an_input_error_on_the_reader_thread_reaches_the_caller():
         yield (0, 1), translated(1)
         raise ConfigurationError("cannot read archive.jsonl: truncated")
 
-    with pytest.raises(ConfigurationError, match="truncated"):
-        replay(broken(), _Recorder(), idle_flush=0.05, sleep=no_sleep)
+    # The error reaches the caller in the summary, after what was read before it is delivered.
+    transport = _Recorder()
+    summary = replay(broken(), transport, idle_flush=0.05, sleep=no_sleep)
+    assert summary.read_error == "cannot read archive.jsonl: truncated"
+    assert summary.delivered == 1 and transport.batches == [["m:1"]]
+    assert summary.exit_code == 2
 
 
 def test_a_checkpoint_without_fingerprints_still_resumes(tmp_path):
