@@ -153,8 +153,9 @@ class ArrivalGuardedH11Protocol(H11Protocol):
         if self.conn.their_state is h11.SEND_BODY and self._since is None:
             # The next request (pipelined) is arriving: it is timed like any other.
             self._start_arriving()
-        elif self._since is None and self not in self._waiting.connections:
+        elif self._since is None and self.conn.their_state is h11.IDLE and self not in self._waiting.connections:
             # Idle between requests (uvicorn's keep-alive timeout closes it): first to go for a new connection.
+            # Not when a pipelined request arrived whole and is being handled now (DONE): that one is never closed.
             self._waiting.connections[self] = None
         self._settle()
 

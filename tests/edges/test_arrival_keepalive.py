@@ -9,12 +9,18 @@ from __future__ import annotations
 import inspect
 import selectors
 import socket
+import threading
+from typing import Any
 
+import orjson
 import pytest
 
 pytest.importorskip("uvicorn")
 
 from servehelp import ServeProcess, base_env
+from standin import StandIn
+
+from segment_bridge.samples import call_events
 
 PATIENCE = 10.0
 
@@ -71,3 +77,53 @@ def test_the_uvicorn_hooks_the_arrival_bounds_override_exist() -> None:
         assert name in vars(ArrivalGuardedH11Protocol), name
     # uvicorn hands the hook to each request's cycle, which calls it once the response is sent.
     assert "on_response=self.on_response_complete" in inspect.getsource(H11Protocol.handle_events)
+
+
+class HoldingSegment(StandIn):
+    """A Segment stand-in that holds each batch until released, so the request that sent it stays in progress."""
+
+    def __init__(self, write_key: str) -> None:
+        super().__init__(write_key)
+        self.release = threading.Event()
+        self.holding = threading.Event()
+
+    def _accept(self, body: dict[str, Any]) -> None:
+        self.holding.set()
+        self.release.wait(PATIENCE)
+        super()._accept(body)
+
+
+def test_a_connection_handling_a_pipelined_request_is_never_evicted(write_key: str) -> None:
+    body = orjson.dumps(call_events(1)[0])
+    requests = (
+        b"GET /healthz HTTP/1.1\r\nHost: bridge\r\n\r\n"
+        b"POST /events HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    with HoldingSegment(write_key) as segment:
+        env = base_env(SEGMENT_WRITE_KEY=write_key, SEGMENT_HOST=segment.url)
+        args = ["--insecure-no-signature", "--no-dead-letter", "--max-connections", "2", "--read-timeout", "60"]
+        with ServeProcess(args, env) as serve:
+            port = int(serve.url.rsplit(":", 1)[1])
+            busy = socket.create_connection(("127.0.0.1", port), timeout=PATIENCE)
+            busy.sendall(requests)  # two requests at once: the second is handled after the first's answer
+            silent: socket.socket | None = None
+            newest: socket.socket | None = None
+            try:
+                assert read_response(busy).startswith(b"HTTP/1.1 200")
+                assert segment.holding.wait(PATIENCE)  # the pipelined POST is in progress, its batch held
+                silent = socket.create_connection(("127.0.0.1", port), timeout=PATIENCE)
+                newest = socket.create_connection(("127.0.0.1", port), timeout=PATIENCE)
+                with selectors.DefaultSelector() as selector:
+                    for sock in (busy, silent):
+                        selector.register(sock, selectors.EVENT_READ)
+                    ready = selector.select(PATIENCE)  # the connection closed to make room
+                assert [key.fileobj for key, _ in ready] == [silent]
+                segment.release.set()
+                assert read_response(busy).startswith(b"HTTP/1.1 200")
+            finally:
+                segment.release.set()
+                for sock in (busy, silent, newest):
+                    if sock is not None:
+                        sock.close()
