@@ -35,7 +35,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
-__all__ = ["ArrivalGuardedH11Protocol", "default_max_connections", "protocol_factory"]
+__all__ = ["ArrivalGuardedH11Protocol", "check_uvicorn", "default_max_connections", "protocol_factory"]
 
 logger = logging.getLogger("segment_bridge.server")
 
@@ -153,8 +153,9 @@ class ArrivalGuardedH11Protocol(H11Protocol):
         if self.conn.their_state is h11.SEND_BODY and self._since is None:
             # The next request (pipelined) is arriving: it is timed like any other.
             self._start_arriving()
-        elif self._since is None and self not in self._waiting.connections:
+        elif self._since is None and self.conn.their_state is h11.IDLE and self not in self._waiting.connections:
             # Idle between requests (uvicorn's keep-alive timeout closes it): first to go for a new connection.
+            # Not when a pipelined request arrived whole and is being handled now (DONE): that one is never closed.
             self._waiting.connections[self] = None
         self._settle()
 
@@ -212,8 +213,37 @@ class ArrivalGuardedH11Protocol(H11Protocol):
         self.transport.abort()
 
 
+#: What :class:`ArrivalGuardedH11Protocol` relies on in uvicorn's (private) h11 protocol: its constructor's
+#: parameters, and the hooks it overrides. Checked when serving starts, so a uvicorn that changed them stops
+#: ``serve`` with one line instead of leaving it silently without its bounds. Tested with uvicorn 0.30 to 0.55.
+_INIT_PARAMETERS = ("self", "config", "server_state", "app_state", "_loop")
+_HOOKS = ("connection_made", "data_received", "on_response_complete", "connection_lost", "handle_events")
+
+
+def check_uvicorn() -> None:
+    """Raise :class:`~segment_bridge.exceptions.ConfigurationError` if the installed uvicorn lacks what is used."""
+    import inspect
+
+    from segment_bridge.exceptions import ConfigurationError
+
+    parameters = tuple(inspect.signature(H11Protocol.__init__).parameters)
+    missing = [name for name in _HOOKS if not callable(getattr(H11Protocol, name, None))]
+    if parameters != _INIT_PARAMETERS or missing:
+        from importlib.metadata import version
+
+        raise ConfigurationError(
+            f"uvicorn {version('uvicorn')} is not supported by serve's bounds on slow requests "
+            "(tested with 0.30 to 0.55): install one of those, e.g. pip install 'uvicorn>=0.30,<0.56'"
+        )
+
+
 def protocol_factory(read_timeout: float, max_connections: int, max_arriving_bytes: int) -> functools.partial[Any]:
-    """What to give ``uvicorn.Config(http=...)``; a partial of a module-level class, so ``--workers`` can pickle it."""
+    """What to give ``uvicorn.Config(http=...)``; a partial of a module-level class, so ``--workers`` can pickle it.
+
+    Raises:
+        ConfigurationError: the installed uvicorn's h11 protocol is not what the subclass was written for.
+    """
+    check_uvicorn()
     return functools.partial(
         ArrivalGuardedH11Protocol,
         read_timeout=read_timeout,

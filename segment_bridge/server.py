@@ -1276,7 +1276,14 @@ class _Bridge:
             self._to_record.append((records, recorded))
             idle, self._recording = not self._recording, True
         if idle:
-            self._dead_letter_executor.submit(self._record_pending, writer, loop)
+            try:
+                self._dead_letter_executor.submit(self._record_pending, writer, loop)
+            except RuntimeError as shut:
+                # The executor was shut down (the app stopped while this request was in progress). Left "at work",
+                # the flag would keep every later request, after a restart too, waiting for a thread never started.
+                with self._to_record_lock:
+                    jobs, self._to_record, self._recording = self._to_record, [], False
+                _settle_recorded([job[1] for job in jobs], [shut] * len(jobs))
         error = await recorded
         if error is not None:
             logger.error(_line("dead_letter_failed", error=type(error).__name__, records=len(records)))
