@@ -80,7 +80,9 @@ class Pool:
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
         future: Future[Any] = Future()
-        self.waiting[future] = lambda: fn(*args, **kwargs)
+        # replay hands the pool a future of its own to settle (``_run_into``): that is the one it waits on.
+        waited = args[0] if fn is replay_module._run_into else future
+        self.waiting[waited] = lambda: fn(*args, **kwargs)
         return future
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
@@ -143,7 +145,9 @@ def run(
     def wait(futures: Iterable[Future[Any]], return_when: str) -> tuple[set[Future[Any]], set[Future[Any]]]:
         ready = [f for f in futures if not f.done()]
         chosen = ready[script.pick(len(ready))]
-        chosen.set_result(pool.waiting.pop(chosen)())
+        result = pool.waiting.pop(chosen)()
+        if not chosen.done():
+            chosen.set_result(result)
         return {chosen}, set(ready) - {chosen}
 
     original = Checkpoint.save
