@@ -956,7 +956,7 @@ class _Bridge:
         logger.info(
             _line(
                 "started",
-                transport=repr(self.transport.inner),
+                sends_to=_sends_to(self.transport.inner),
                 dead_letter=str(self.config.dead_letter.resolve()) if self.config.dead_letter is not None else None,
                 public_url=_safe_url(self.config.public_url),
                 signature=not self.config.insecure_no_signature,
@@ -1444,6 +1444,19 @@ def _safe_url(url: str | None) -> str | None:
 
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+def _sends_to(transport: Transport) -> str:
+    """Where batches go, in the user's terms (a URL, a path, stdout), for the start-up line: never a class repr."""
+    from segment_bridge.delivery import DryRunTransport, FileTransport, SegmentTransport
+
+    if isinstance(transport, SegmentTransport):
+        return _safe_url(transport.host) or ""
+    if isinstance(transport, FileTransport):
+        return str(transport.path.resolve())
+    if isinstance(transport, DryRunTransport):
+        return "stdout (--dry-run)"
+    return type(transport).__name__  # a transport of the embedding application's own
 
 
 def _default_transport(settings: Settings, config: ServerConfig) -> Transport:

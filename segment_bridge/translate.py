@@ -304,11 +304,13 @@ def _map(
         message["messageId"] = message_id
     try:
         body = orjson.dumps(message)
-    except TypeError as error:  # orjson: an integer beyond 64 bits, which no JSON consumer downstream takes
+    except TypeError:  # orjson: an integer beyond 64 bits, which no JSON consumer downstream takes
+        # orjson's own wording ("Integer exceeds 64-bit range") is not for users; the values come from JSON, so an
+        # integer too large is the only thing it can refuse here.
         return _refuse(
             element,
             RefusalReason.INVALID_EVENT,
-            f"a mapped value cannot be sent: {error}",
+            "a mapped value cannot be sent: an integer beyond 64 bits",
             "",
             event_id,
             event_type,

@@ -1,0 +1,96 @@
+"""What a user reads names no internals: no library's own wording (orjson, binascii), no class reprs in log lines.
+
+Found by the pre-release audit: an integer beyond 64 bits was refused with orjson's "Integer exceeds 64-bit
+range", bad base64 in a Kinesis record with binascii's "Only base64 data is allowed", and ``serve`` announced
+where it sends batches as ``"transport":"DryRunTransport()"`` or a ``SegmentTransport(...)`` repr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+import pytest
+from kinesis_events import FakeContext, KinesisRecord, lambda_event, sequence_numbers
+
+from segment_bridge import aws_lambda
+from segment_bridge.delivery import DryRunTransport, FileTransport, SegmentTransport
+from segment_bridge.mapping import load_mapping
+from segment_bridge.samples import call_events
+from segment_bridge.server import ServerConfig, create_app
+from segment_bridge.settings import Settings
+
+MAPPING = load_mapping()
+
+
+def _with_sequence_number(value: int) -> bytes:
+    event = call_events(1)[0]
+    body = orjson.dumps(event)
+    # orjson cannot write the oversized integer itself: put it in the JSON text.
+    marker = b'"SequenceNumber":'
+    assert marker in body
+    head, _, tail = body.partition(marker)
+    return head + marker + str(value).encode() + tail[tail.index(b",") :]
+
+
+def test_an_integer_beyond_64_bits_is_refused_in_the_users_words() -> None:
+    from segment_bridge.translate import translate_record
+
+    (translation,) = translate_record(_with_sequence_number(10**23), MAPPING)
+    assert translation.refusal is not None
+    assert translation.refusal.reason.value == "invalid_event"
+    assert translation.refusal.message == "a mapped value cannot be sent: an integer beyond 64 bits"
+
+
+@pytest.mark.usefixtures("fresh_lambda_runtime")
+def test_bad_base64_in_a_kinesis_record_is_refused_in_the_users_words(
+    lambda_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = lambda_event([KinesisRecord("bm90IGJhc2U2NA!!", sequence_numbers(1)[0])])
+    assert aws_lambda.handler(event, FakeContext()) == {"batchItemFailures": []}
+    refused = [
+        line
+        for line in (json.loads(text) for text in capsys.readouterr().out.splitlines() if text.startswith("{"))
+        if line["event"] == "refused"
+    ]
+    assert [line["message"] for line in refused] == ["kinesis.data: not valid base64"]
+
+
+def _started_line(transport: Any, caplog: pytest.LogCaptureFixture) -> dict[str, Any]:
+    config = ServerConfig.from_env({}, insecure_no_signature=True, dead_letter=None)
+    app = create_app(Settings(), config, transport=transport, mapping=MAPPING)
+
+    async def start_and_stop() -> None:
+        async with app.router.lifespan_context(app):
+            pass
+
+    with caplog.at_level(logging.INFO, logger="segment_bridge"):
+        anyio.run(start_and_stop)
+    (line,) = [json.loads(r.getMessage()) for r in caplog.records if '"event":"started"' in r.getMessage()]
+    return line
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda tmp: DryRunTransport(), "stdout (--dry-run)"),
+        (lambda tmp: FileTransport(tmp / "batches.jsonl"), "batches.jsonl"),
+        (lambda tmp: SegmentTransport("wk_Never-Logged-42", host="https://user:pw@events.eu1.segmentapis.com"), None),
+    ],
+)
+def test_serve_says_where_batches_go_without_a_class_repr(
+    make: Any, expected: str | None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    line = _started_line(make(tmp_path), caplog)
+    assert "transport" not in line
+    text = json.dumps(line)
+    assert "Transport" not in text and "SecretStr" not in text
+    assert "wk_Never-Logged-42" not in caplog.text and "pw@" not in caplog.text
+    if expected is None:
+        assert line["sends_to"] == "https://events.eu1.segmentapis.com"
+    else:
+        assert line["sends_to"].endswith(expected)
