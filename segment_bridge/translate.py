@@ -27,6 +27,7 @@ from segment_bridge.events import (
     decode_string_data,
     event_timestamp,
     is_output_form,
+    json_kind,
     loads_exact,
     validation_error_path,
 )
@@ -157,7 +158,7 @@ def translate_event(element: Any, mapping: CompiledMapping) -> Translation:
         return _refuse(
             element,
             RefusalReason.INVALID_EVENT,
-            f"expected a CloudEvent object, got {type(element).__name__}",
+            f"expected a CloudEvent object, got {json_kind(element)}",
         )
     event_id = _str_or_none(element.get("id"))
     event_type = _str_or_none(element.get("type"))

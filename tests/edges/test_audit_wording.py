@@ -94,3 +94,20 @@ def test_serve_says_where_batches_go_without_a_class_repr(
         assert line["sends_to"] == "https://events.eu1.segmentapis.com"
     else:
         assert line["sends_to"].endswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("line", "kind"),
+    [(b'"text"', "a string"), (b"null", "null"), (b"[1]", "a number"), (b"[false]", "false"), (b"[[]]", "an array")],
+)
+def test_what_is_not_a_cloudevent_is_named_in_jsons_words(line: bytes, kind: str) -> None:
+    from segment_bridge.events import parse_event
+    from segment_bridge.exceptions import InvalidEventError
+    from segment_bridge.translate import translate_record
+
+    (translation,) = translate_record(line, MAPPING)
+    assert translation.refusal is not None
+    assert translation.refusal.message == f"expected a CloudEvent object, got {kind}"
+    with pytest.raises(InvalidEventError) as raised:
+        parse_event(orjson.loads(line) if not line.startswith(b"[") else orjson.loads(line)[0])
+    assert str(raised.value).endswith(f"got {kind}")
