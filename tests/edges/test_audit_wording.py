@@ -111,3 +111,26 @@ def test_what_is_not_a_cloudevent_is_named_in_jsons_words(line: bytes, kind: str
     with pytest.raises(InvalidEventError) as raised:
         parse_event(orjson.loads(line) if not line.startswith(b"[") else orjson.loads(line)[0])
     assert str(raised.value).endswith(f"got {kind}")
+
+
+def test_a_secret_file_that_is_not_utf8_is_named_without_a_class_name_or_its_bytes(tmp_path: Path) -> None:
+    from segment_bridge.exceptions import ConfigurationError
+    from segment_bridge.settings import read_secret_file
+
+    path = tmp_path / "write-key"
+    path.write_bytes(b"\xff\xfewk_Never-Logged-42")
+    with pytest.raises(ConfigurationError) as raised:
+        read_secret_file(path, "the write key file")
+    message = str(raised.value)
+    assert message == f"cannot read the write key file {str(path)!r}: not UTF-8 text"
+    assert "Never-Logged" not in message
+
+
+def test_a_mapping_file_that_is_not_utf8_is_named_without_a_class_name(tmp_path: Path) -> None:
+    from segment_bridge.exceptions import ConfigurationError
+
+    path = tmp_path / "mapping.toml"
+    path.write_bytes(b"format_version = 1\n# caf\xe9\n")
+    with pytest.raises(ConfigurationError) as raised:
+        load_mapping(path)
+    assert str(raised.value) == f"cannot read mapping file {path}: not UTF-8 text"
