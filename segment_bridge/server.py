@@ -226,6 +226,10 @@ class ServerConfig:
             # Anyone can compute an HMAC under a blank key: such a "secret" would let every forged request in.
             if token is not None and not token.get_secret_value().strip():
                 raise ConfigurationError(f"{variable} is empty")
+            # A token file of two lines (or a pasted "token # comment") would check every request against a key
+            # Twilio never signs with: each one 403, which Twilio drops. Refuse it at start, as the write key is.
+            if token is not None and any(ch.isspace() for ch in token.get_secret_value().strip()):
+                raise ConfigurationError(f"{variable} contains whitespace; an Auth Token is a single token")
         keys = self.shared_keys.items() if isinstance(self.shared_keys, Mapping) else self.shared_keys
         object.__setattr__(
             self,

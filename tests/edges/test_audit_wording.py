@@ -134,3 +134,19 @@ def test_a_mapping_file_that_is_not_utf8_is_named_without_a_class_name(tmp_path:
     with pytest.raises(ConfigurationError) as raised:
         load_mapping(path)
     assert str(raised.value) == f"cannot read mapping file {path}: not UTF-8 text"
+
+
+@pytest.mark.parametrize("variable", ["TWILIO_AUTH_TOKEN", "TWILIO_SECONDARY_AUTH_TOKEN"])
+def test_an_auth_token_file_of_two_lines_is_refused_at_start_without_echoing_it(tmp_path: Path, variable: str) -> None:
+    # Otherwise every request would be checked against "token\nother", each answered 403, and Twilio drops 403s.
+    from segment_bridge.exceptions import ConfigurationError
+
+    path = tmp_path / "token"
+    path.write_text("tw_Token-Never-Logged-1\ntw_Token-Never-Logged-2\n")
+    environ = {"TWILIO_AUTH_TOKEN": "tw_primary0123456789", f"{variable}_FILE": str(path)}
+    if variable == "TWILIO_AUTH_TOKEN":
+        del environ["TWILIO_AUTH_TOKEN"]
+    with pytest.raises(ConfigurationError) as raised:
+        ServerConfig.from_env(environ, public_url="https://bridge.example.com/events")
+    assert str(raised.value) == f"{variable} contains whitespace; an Auth Token is a single token"
+    assert "Never-Logged" not in str(raised.value)
