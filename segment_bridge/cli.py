@@ -66,8 +66,9 @@ request's batch[]. Each refused event is one line on stderr (reason, id, type, w
 A one-line summary ends the run on stderr.
 
 exit status: 0 all translated or acknowledged, 1 some refused, 2 usage or configuration error or an
-unreadable input (checked before anything is read; a read error part-way through stops after the summary),
-130 interrupted, 141 standard output closed (| head). A run that ends early still prints its summary.
+unreadable input or --dead-letter path (checked before anything is read; a read error part-way through stops
+after the summary), 130 interrupted, 141 standard output closed (| head). A run that ends early still prints its
+summary.
 """
 
 _REPLAY_EPILOG = """\

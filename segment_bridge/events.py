@@ -329,6 +329,21 @@ def validation_error_path(error: ValidationError, prefix: str = "") -> tuple[str
     return path, first["msg"]
 
 
+def json_kind(value: Any) -> str:
+    """What a decoded JSON value is, in JSON's words (``null``, ``a string``), for messages: never a Python type."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object" if isinstance(value, dict) else "not JSON"
+
+
 def parse_event(obj: Any) -> CloudEvent:
     """Validate one decoded JSON element as a CloudEvent.
 
@@ -336,7 +351,7 @@ def parse_event(obj: Any) -> CloudEvent:
         InvalidEventError: the element is not a CloudEvent; ``path`` names the offending field.
     """
     if not isinstance(obj, dict):
-        raise InvalidEventError(f"expected a CloudEvent object, got {type(obj).__name__}")
+        raise InvalidEventError(f"expected a CloudEvent object, got {json_kind(obj)}")
     try:
         return CloudEvent.model_validate(obj)
     except ValidationError as error:

@@ -518,6 +518,13 @@ class CompiledMapping:
         return anonymous, user
 
 
+def _read_error(error: OSError | UnicodeDecodeError) -> str:
+    """Why a file could not be read, in the user's words (never an exception's class name)."""
+    if isinstance(error, UnicodeDecodeError):
+        return "not UTF-8 text"
+    return error.strerror or "read error"
+
+
 def load_mapping(source: str | Path | Traversable | None = None, *, hash_key: bytes | None = None) -> CompiledMapping:
     """Load, validate, lint and compile a mapping file; ``None`` loads the packaged default.
 
@@ -532,8 +539,7 @@ def load_mapping(source: str | Path | Traversable | None = None, *, hash_key: by
     try:
         text = resource.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else type(error).__name__
-        raise ConfigurationError(f"cannot read mapping file {name}: {reason}") from None
+        raise ConfigurationError(f"cannot read mapping file {name}: {_read_error(error)}") from None
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

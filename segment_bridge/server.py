@@ -226,6 +226,10 @@ class ServerConfig:
             # Anyone can compute an HMAC under a blank key: such a "secret" would let every forged request in.
             if token is not None and not token.get_secret_value().strip():
                 raise ConfigurationError(f"{variable} is empty")
+            # A token file of two lines (or a pasted "token # comment") would check every request against a key
+            # Twilio never signs with: each one 403, which Twilio drops. Refuse it at start, as the write key is.
+            if token is not None and any(ch.isspace() for ch in token.get_secret_value().strip()):
+                raise ConfigurationError(f"{variable} contains whitespace; an Auth Token is a single token")
         keys = self.shared_keys.items() if isinstance(self.shared_keys, Mapping) else self.shared_keys
         object.__setattr__(
             self,
@@ -956,7 +960,7 @@ class _Bridge:
         logger.info(
             _line(
                 "started",
-                transport=repr(self.transport.inner),
+                sends_to=_sends_to(self.transport.inner),
                 dead_letter=str(self.config.dead_letter.resolve()) if self.config.dead_letter is not None else None,
                 public_url=_safe_url(self.config.public_url),
                 signature=not self.config.insecure_no_signature,
@@ -1451,6 +1455,19 @@ def _safe_url(url: str | None) -> str | None:
 
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+def _sends_to(transport: Transport) -> str:
+    """Where batches go, in the user's terms (a URL, a path, stdout), for the start-up line: never a class repr."""
+    from segment_bridge.delivery import DryRunTransport, FileTransport, SegmentTransport
+
+    if isinstance(transport, SegmentTransport):
+        return _safe_url(transport.host) or ""
+    if isinstance(transport, FileTransport):
+        return str(transport.path.resolve())
+    if isinstance(transport, DryRunTransport):
+        return "stdout (--dry-run)"
+    return type(transport).__name__  # a transport of the embedding application's own
 
 
 def _default_transport(settings: Settings, config: ServerConfig) -> Transport:

@@ -138,7 +138,8 @@ def read_secret_file(path: str | Path, what: str) -> str:
         # utf-8-sig: an editor's byte-order mark is not part of the secret (a key with one is refused as wrong).
         text = Path(path).read_text(encoding="utf-8-sig").strip()
     except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        # The class name of a decoding error is not for users, and its message would quote the secret's bytes.
+        reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or "read error"
         raise ConfigurationError(f"cannot read {what} {str(path)!r}: {reason}") from None
     if not text:
         raise ConfigurationError(f"{what} {str(path)!r} is empty")

@@ -29,6 +29,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import os
 import re
 import sys
 import zlib
@@ -117,7 +118,7 @@ def open_input(name: str, stack: ExitStack) -> BinaryIO:
         ConfigurationError: the path cannot be opened.
     """
     if name == "-":
-        stream: BinaryIO = sys.stdin.buffer
+        stream: BinaryIO = _stdin(stack)
     else:
         try:
             stream = stack.enter_context(Path(name).open("rb"))  # noqa: SIM115 - the stack is the context manager
@@ -127,6 +128,20 @@ def open_input(name: str, stack: ExitStack) -> BinaryIO:
         # GzipFile never closes a file object it was handed; the stack closes both.
         return stack.enter_context(gzip.GzipFile(fileobj=stream, mode="rb"))  # type: ignore[return-value]
     return stream
+
+
+def _stdin(stack: ExitStack) -> BinaryIO:
+    """Standard input, through a reader of its own over a duplicate of its descriptor (closed by ``stack``).
+
+    ``replay`` reads on a daemon thread. Interrupted while that thread waits on a pipe still open (``tail -f``),
+    interpreter shutdown would close ``sys.stdin``'s buffer, whose lock the thread holds, and abort ("Fatal Python
+    error: _enter_buffered_busy", status 134) after the summary. Nothing at shutdown touches a reader of our own.
+    """
+    try:
+        descriptor = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real descriptor (an embedding application's stream)
+        return sys.stdin.buffer
+    return stack.enter_context(open(os.dup(descriptor), "rb"))
 
 
 def _peek(stream: BinaryIO) -> bytes:

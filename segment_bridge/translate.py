@@ -27,6 +27,7 @@ from segment_bridge.events import (
     decode_string_data,
     event_timestamp,
     is_output_form,
+    json_kind,
     loads_exact,
     validation_error_path,
 )
@@ -157,7 +158,7 @@ def translate_event(element: Any, mapping: CompiledMapping) -> Translation:
         return _refuse(
             element,
             RefusalReason.INVALID_EVENT,
-            f"expected a CloudEvent object, got {type(element).__name__}",
+            f"expected a CloudEvent object, got {json_kind(element)}",
         )
     event_id = _str_or_none(element.get("id"))
     event_type = _str_or_none(element.get("type"))
@@ -304,11 +305,13 @@ def _map(
         message["messageId"] = message_id
     try:
         body = orjson.dumps(message)
-    except TypeError as error:  # orjson: an integer beyond 64 bits, which no JSON consumer downstream takes
+    except TypeError:  # orjson: an integer beyond 64 bits, which no JSON consumer downstream takes
+        # orjson's own wording ("Integer exceeds 64-bit range") is not for users; the values come from JSON, so an
+        # integer too large is the only thing it can refuse here.
         return _refuse(
             element,
             RefusalReason.INVALID_EVENT,
-            f"a mapped value cannot be sent: {error}",
+            "a mapped value cannot be sent: an integer beyond 64 bits",
             "",
             event_id,
             event_type,

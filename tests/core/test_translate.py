@@ -270,7 +270,7 @@ def test_huge_integer_parameter_is_refused_not_raised() -> None:
     (translation,) = translate(json.dumps(event), MAPPING)
     assert translation.refusal is not None
     assert translation.refusal.reason is RefusalReason.INVALID_EVENT
-    assert "64-bit" in translation.refusal.message
+    assert "beyond 64 bits" in translation.refusal.message
 
 
 def test_an_unexpected_error_costs_one_event_not_the_batch(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -309,6 +309,6 @@ def test_an_integer_beyond_64_bits_is_refused_alike_alone_in_an_array_and_from_i
     for translation in (alone, in_array, from_record):
         assert translation.refusal is not None
         assert translation.refusal.reason is RefusalReason.INVALID_EVENT
-        assert "64-bit" in translation.refusal.message
+        assert "beyond 64 bits" in translation.refusal.message
     # The record keeps the integer exact, so what is replayed is what arrived.
     assert from_record.event["data"]["request"]["parameters"]["CallDuration"] == 2**64
