@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ httpx = pytest.importorskip("httpx")
 anyio_from_thread = pytest.importorskip("anyio.from_thread")
 twilio_validator = pytest.importorskip("twilio.request_validator")
 
+from apphelp import AppHarness  # noqa: E402
 from standin import Fault, StandIn  # noqa: E402
 
 from segment_bridge.delivery import SegmentTransport  # noqa: E402
@@ -51,28 +52,8 @@ MAPPING = load_mapping()
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class Harness:
-    """Runs an app like a server would (lifespan included), for synchronous tests."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.bridge = app.state.bridge
-        self._stack = contextlib.ExitStack()
-
-    def __enter__(self) -> Harness:
-        self.portal = self._stack.enter_context(anyio_from_thread.start_blocking_portal())
-        self._stack.enter_context(self.portal.wrap_async_context_manager(self.app.router.lifespan_context(self.app)))
-        transport = httpx.ASGITransport(app=self.app)
-        self.client = self._stack.enter_context(
-            self.portal.wrap_async_context_manager(httpx.AsyncClient(transport=transport, base_url="http://bridge"))
-        )
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stack.close()
-
-    def call(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        return self.portal.call(fn, *args)
+class Harness(AppHarness):
+    """The app under test, with Twilio-style posts to /events (signed or not, one or many at once)."""
 
     def post(self, body: bytes, headers: dict[str, str] | None = None, query: str = "") -> Any:
         return self.call(self._post, body, headers or {}, query)

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 anyio_from_thread = pytest.importorskip("anyio.from_thread")
 twilio_validator = pytest.importorskip("twilio.request_validator")
+
+from apphelp import AppHarness  # noqa: E402
 
 from segment_bridge.exceptions import ConfigurationError  # noqa: E402
 from segment_bridge.mapping import load_mapping  # noqa: E402
@@ -60,27 +62,8 @@ class RecordingTransport:
         pass
 
 
-class Harness:
-    """The app with its lifespan, and an httpx client, on one event loop in a background thread."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self._stack = contextlib.ExitStack()
-
-    def __enter__(self) -> Harness:
-        self.portal = self._stack.enter_context(anyio_from_thread.start_blocking_portal())
-        self._stack.enter_context(self.portal.wrap_async_context_manager(self.app.router.lifespan_context(self.app)))
-        transport = httpx.ASGITransport(app=self.app)
-        self.client = self._stack.enter_context(
-            self.portal.wrap_async_context_manager(httpx.AsyncClient(transport=transport, base_url="http://bridge"))
-        )
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stack.close()
-
-    def call(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
-        return self.portal.call(lambda: fn(*args, **kwargs))
+class Harness(AppHarness):
+    """The app under test, posting to any path."""
 
     def post(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> Any:
         return self.call(self.client.post, path, content=body, headers=headers or {})
