@@ -24,7 +24,6 @@ import argparse
 import base64
 import dataclasses
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,7 +45,7 @@ from segment_bridge.samples import iter_call_events
 from segment_bridge.translate import _REFUSAL_REASONS, _map, _refuse
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _measure import peak_rss_kb
+from _measure import instructions_per_event, peak_rss_kb
 
 Candidate = Callable[[bytes], list[Translation]]
 
@@ -457,23 +456,6 @@ def peak_rss_mb(name: str, path: Path) -> float:
     return int(line.split()[0][4:]) / 1024
 
 
-def instructions_per_event(path: Path, count: int) -> dict[str, float] | None:
-    if shutil.which("valgrind") is None:
-        return None
-    counts = {}
-    for name in ("none", *CANDIDATES):
-        result = subprocess.run(
-            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
-             "--only", name, "--input", str(path)],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        collected = [line for line in result.stderr.splitlines() if "Collected" in line]
-        if not collected:
-            return None
-        counts[name] = int(collected[-1].split()[-1])
-    return {name: (counts[name] - counts["none"]) / count for name in CANDIDATES}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=50_000)
@@ -513,7 +495,7 @@ def main() -> None:
         if args.instruction_events:
             sample = Path(tmp) / "sample.jsonl"
             write_events(sample, args.instruction_events)
-            per_event = instructions_per_event(sample, args.instruction_events)
+            per_event = instructions_per_event(__file__, CANDIDATES, sample, args.instruction_events)
             if per_event is None:
                 print("instructions: valgrind not available, skipped")
             else:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 
 import orjson
+from _measure import instructions_per_event  # benchmarks/ is the script's own folder, first on sys.path
 
 from segment_bridge import load_mapping, translate_record
 from segment_bridge.samples import iter_call_events
@@ -110,24 +110,6 @@ def peak_rss_mb(path: Path) -> float:
 PATHS = {"floor": floor, "validation": validation_only, "translate": bridge}
 
 
-def instructions_per_event(path: Path, count: int) -> dict[str, float] | None:
-    """Instructions per event of each path under callgrind: repeatable whatever else the machine is doing."""
-    if shutil.which("valgrind") is None:
-        return None
-    counts = {}
-    for name in ("none", *PATHS):
-        result = subprocess.run(
-            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
-             "--only", name, "--input", str(path)],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        collected = [line for line in result.stderr.splitlines() if "Collected" in line]
-        if not collected:
-            return None
-        counts[name] = int(collected[-1].split()[-1])
-    return {name: (counts[name] - counts["none"]) / count for name in PATHS}
-
-
 def run_only(name: str, path: Path) -> None:
     lines = path.read_bytes().splitlines()
     load_mapping()  # every mode pays start-up alike; "none" measures just that
@@ -173,7 +155,7 @@ def main() -> None:
         if args.instruction_events:
             sample = Path(tmp) / "sample.jsonl"
             write_events(sample, args.instruction_events)
-            per_event = instructions_per_event(sample, args.instruction_events)
+            per_event = instructions_per_event(__file__, PATHS, sample, args.instruction_events)
             if per_event is None:
                 print("instructions: valgrind not available, skipped")
             else:
