@@ -190,6 +190,8 @@ def _records_of(name: str, file_index: int, stream: BinaryIO) -> Iterator[Record
     source = _Source(stream)
     number = 1
     first = source.line_piece()
+    # A piece is a whole line unless it filled a chunk without reaching a newline (counted with the BOM it held).
+    whole = first.endswith(b"\n") or len(first) < _CHUNK or source.by_line
     if first.startswith(_BOM):
         first = first[len(_BOM) :]
     while not first.strip():
@@ -198,8 +200,7 @@ def _records_of(name: str, file_index: int, stream: BinaryIO) -> Iterator[Record
         if first.endswith(b"\n"):
             number += 1
         first = source.line_piece()
-    # A piece is a whole line unless it filled a chunk without reaching a newline.
-    whole = first.endswith(b"\n") or len(first) < _CHUNK or source.by_line
+        whole = first.endswith(b"\n") or len(first) < _CHUNK or source.by_line
     if whole:
         try:
             orjson.loads(first)
