@@ -478,13 +478,23 @@ def iter_records(names: Iterable[str]) -> Iterator[Record]:
             except (OSError, EOFError, zlib.error, UnicodeError) as error:
                 # A corrupt or truncated gzip member or an I/O error mid-file: say which input, and stop rather
                 # than guess at what the rest holds.
-                raise ConfigurationError(f"cannot read {name}: {_read_failure(error)}") from None
+                raise ConfigurationError(f"cannot read {name}: {_read_failure(error, _offset(stream))}") from None
 
 
-def _read_failure(error: Exception) -> str:
+def _offset(stream: BinaryIO) -> int:
+    """How far into its (decompressed) data ``stream`` got; 0 if it cannot say."""
+    try:
+        return stream.tell()
+    except (OSError, ValueError):
+        return 0
+
+
+def _read_failure(error: Exception, offset: int = 0) -> str:
     """One line on why an input could not be read, without the names of the modules that noticed."""
     if isinstance(error, gzip.BadGzipFile):
-        if str(error).startswith("Not a gzipped file"):  # its message quotes the first bytes: keep them out
+        if str(error).startswith("Not a gzipped file"):  # its message quotes the bytes: keep them out
+            if offset:  # a member decoded, then what follows it is not gzip
+                return "corrupt gzip data (what follows the end of the gzip data is not gzip: a damaged file?)"
             return "not a gzip file (its name ends in .gz, but it does not start as gzip data does)"
         return f"corrupt gzip data ({str(error).lower()})"
     if isinstance(error, EOFError):
