@@ -194,11 +194,15 @@ def _records_of(name: str, file_index: int, stream: BinaryIO) -> Iterator[Record
     whole = first.endswith(b"\n") or len(first) < _CHUNK or source.by_line
     if first.startswith(_BOM):
         first = first[len(_BOM) :]
+    skipped = 0  # blanks of the current line read in earlier pieces, which count in a value's column
     while not first.strip():
         if not first:
             return
         if first.endswith(b"\n"):
             number += 1
+            skipped = 0
+        else:
+            skipped += len(first)
         first = source.line_piece()
         whole = first.endswith(b"\n") or len(first) < _CHUNK or source.by_line
     if whole:
@@ -210,7 +214,7 @@ def _records_of(name: str, file_index: int, stream: BinaryIO) -> Iterator[Record
             yield from _lines(name, file_index, number, itertools.chain((first,), source.lines()))
             return
     if first.lstrip()[:1] in _OPENERS:
-        yield from _Values(name, file_index, number, first, source)
+        yield from _Values(name, file_index, number, first, source, 1 + skipped)
         return
     if not whole:
         first += source.rest_of_line()
@@ -234,7 +238,7 @@ class _Values:
     a little larger than an event that grows when the value is larger.
     """
 
-    def __init__(self, name: str, file_index: int, number: int, first: bytes, source: _Source) -> None:
+    def __init__(self, name: str, file_index: int, number: int, first: bytes, source: _Source, column: int = 1) -> None:
         self.name = name
         self.file_index = file_index
         self.source = source
@@ -246,7 +250,7 @@ class _Values:
         # Positions are counted lazily: ``buf[mark]`` is at ``mark_line``, ``mark_column``.
         self.mark = 0
         self.mark_line = number
-        self.mark_column = 1
+        self.mark_column = column
 
     def locate(self, index: int) -> tuple[int, int]:
         """The line and byte column of ``buf[index]`` (``index`` never goes back before the last one asked)."""

@@ -1,4 +1,4 @@
-"""sources: a byte-order mark in the first piece read does not make a cut first line look whole.
+"""sources: the first line, read in pieces of a chunk: a BOM does not make a cut line look whole, blanks count.
 
 The first line is read in pieces of at most a chunk (64 KiB). Whether the piece is the whole line was judged after
 the BOM was dropped from it, so a first line longer than a chunk looked complete three bytes short of one.
@@ -34,3 +34,12 @@ def test_a_bom_and_a_first_value_filling_the_first_piece_is_still_concatenated(t
     path = tmp_path / "firehose"
     path.write_bytes(_BOM + first + b'{"b":2}\n')
     assert _positions(path) == [(1, 1, len(first)), (1, len(first) + 1, 7)]
+
+
+def test_blanks_read_in_earlier_pieces_count_in_the_column(tmp_path: Path) -> None:
+    # A first line opening with more than a chunk of blanks: the pieces of only blanks are skipped, but the values
+    # after them are still positioned at their byte column (as replay checkpoints and messages name them).
+    blanks = _CHUNK + 10
+    path = tmp_path / "firehose"
+    path.write_bytes(b" " * blanks + b'{"a":1}{"b":2}\n{"c":3}{"d":4}')
+    assert _positions(path) == [(1, blanks + 1, 7), (1, blanks + 8, 7), (2, 1, 7), (2, 8, 7)]
