@@ -190,16 +190,21 @@ def _records_of(name: str, file_index: int, stream: BinaryIO) -> Iterator[Record
     source = _Source(stream)
     number = 1
     first = source.line_piece()
+    # A piece is a whole line unless it filled a chunk without reaching a newline (counted with the BOM it held).
+    whole = first.endswith(b"\n") or len(first) < _CHUNK or source.by_line
     if first.startswith(_BOM):
         first = first[len(_BOM) :]
+    skipped = 0  # blanks of the current line read in earlier pieces, which count in a value's column
     while not first.strip():
         if not first:
             return
         if first.endswith(b"\n"):
             number += 1
+            skipped = 0
+        else:
+            skipped += len(first)
         first = source.line_piece()
-    # A piece is a whole line unless it filled a chunk without reaching a newline.
-    whole = first.endswith(b"\n") or len(first) < _CHUNK or source.by_line
+        whole = first.endswith(b"\n") or len(first) < _CHUNK or source.by_line
     if whole:
         try:
             orjson.loads(first)
@@ -209,7 +214,7 @@ def _records_of(name: str, file_index: int, stream: BinaryIO) -> Iterator[Record
             yield from _lines(name, file_index, number, itertools.chain((first,), source.lines()))
             return
     if first.lstrip()[:1] in _OPENERS:
-        yield from _Values(name, file_index, number, first, source)
+        yield from _Values(name, file_index, number, first, source, 1 + skipped)
         return
     if not whole:
         first += source.rest_of_line()
@@ -233,7 +238,7 @@ class _Values:
     a little larger than an event that grows when the value is larger.
     """
 
-    def __init__(self, name: str, file_index: int, number: int, first: bytes, source: _Source) -> None:
+    def __init__(self, name: str, file_index: int, number: int, first: bytes, source: _Source, column: int = 1) -> None:
         self.name = name
         self.file_index = file_index
         self.source = source
@@ -245,7 +250,7 @@ class _Values:
         # Positions are counted lazily: ``buf[mark]`` is at ``mark_line``, ``mark_column``.
         self.mark = 0
         self.mark_line = number
-        self.mark_column = 1
+        self.mark_column = column
 
     def locate(self, index: int) -> tuple[int, int]:
         """The line and byte column of ``buf[index]`` (``index`` never goes back before the last one asked)."""
@@ -477,13 +482,23 @@ def iter_records(names: Iterable[str]) -> Iterator[Record]:
             except (OSError, EOFError, zlib.error, UnicodeError) as error:
                 # A corrupt or truncated gzip member or an I/O error mid-file: say which input, and stop rather
                 # than guess at what the rest holds.
-                raise ConfigurationError(f"cannot read {name}: {_read_failure(error)}") from None
+                raise ConfigurationError(f"cannot read {name}: {_read_failure(error, _offset(stream))}") from None
 
 
-def _read_failure(error: Exception) -> str:
+def _offset(stream: BinaryIO) -> int:
+    """How far into its (decompressed) data ``stream`` got; 0 if it cannot say."""
+    try:
+        return stream.tell()
+    except (OSError, ValueError):
+        return 0
+
+
+def _read_failure(error: Exception, offset: int = 0) -> str:
     """One line on why an input could not be read, without the names of the modules that noticed."""
     if isinstance(error, gzip.BadGzipFile):
-        if str(error).startswith("Not a gzipped file"):  # its message quotes the first bytes: keep them out
+        if str(error).startswith("Not a gzipped file"):  # its message quotes the bytes: keep them out
+            if offset:  # a member decoded, then what follows it is not gzip
+                return "corrupt gzip data (what follows the end of the gzip data is not gzip: a damaged file?)"
             return "not a gzip file (its name ends in .gz, but it does not start as gzip data does)"
         return f"corrupt gzip data ({str(error).lower()})"
     if isinstance(error, EOFError):
