@@ -19,6 +19,7 @@ import pytest
 from segment_bridge import cli
 from segment_bridge.deadletter import DeadLetterWriter
 from segment_bridge.mapping import load_mapping
+from segment_bridge.outcomes import Translation
 from segment_bridge.samples import call_events, iter_call_events
 from segment_bridge.translate import translate_record
 
@@ -83,10 +84,7 @@ def test_a_refused_event_with_a_number_beyond_double_range_replays_from_its_reco
     raw = ISSUE_LINE.replace(b"status-callback.call.answered", b"unknown")
     (translation,) = translate_record(raw, MAPPING)
     assert translation.refusal is not None and translation.refusal.reason == "unknown_event_type"
-    path = tmp_path / "dead.jsonl"
-    with DeadLetterWriter(path) as writer:
-        writer.write(translation.refusal, translation.event)
-    (line,) = path.read_bytes().splitlines()
+    line = _dead_letter_line(tmp_path, translation)
     assert json.loads(line)["event_encoding"] == "json-text"  # orjson would have written null for it
     (again,) = translate_record(line, MAPPING)
     assert again.refusal is not None and again.refusal.reason == "unknown_event_type"
@@ -101,6 +99,16 @@ def test_a_valid_event_with_large_but_finite_numbers_still_translates() -> None:
     assert translation.track is not None
 
 
+def _dead_letter_line(tmp_path: Path, translation: Translation) -> bytes:
+    """The one dead-letter record written for a refused ``translation``."""
+    assert translation.refusal is not None
+    path = tmp_path / "dead.jsonl"
+    with DeadLetterWriter(path) as writer:
+        writer.write(translation.refusal, translation.event)
+    (line,) = path.read_bytes().splitlines()
+    return line
+
+
 # -- dead-letter records are always writable ----------------------------------------------------------------------
 
 
@@ -109,10 +117,7 @@ def test_a_refused_event_nested_1000_deep_is_recorded_and_replays_to_the_same_re
     raw = orjson.dumps(event)[:-1] + b',"deep":' + b"[" * 1000 + b"]" * 1000 + b"}"
     (translation,) = translate_record(raw, MAPPING)
     assert translation.refusal is not None and translation.refusal.reason == "unknown_event_type"
-    path = tmp_path / "dead.jsonl"
-    with DeadLetterWriter(path) as writer:
-        writer.write(translation.refusal, translation.event)
-    (line,) = path.read_bytes().splitlines()
+    line = _dead_letter_line(tmp_path, translation)
     record = json.loads(line)
     assert record["event_encoding"] == "json-text" and record["id"] == event["id"]
     (again,) = translate_record(line, MAPPING)
@@ -125,10 +130,7 @@ def test_input_that_is_not_utf8_is_kept_byte_for_byte(tmp_path: Path) -> None:
     raw = orjson.dumps(_event()).replace(b'"Direction"', b'"Dir\xffection"')
     (translation,) = translate_record(raw, MAPPING)
     assert translation.refusal is not None and translation.refusal.reason == "invalid_json"
-    path = tmp_path / "dead.jsonl"
-    with DeadLetterWriter(path) as writer:
-        writer.write(translation.refusal, translation.event)
-    (line,) = path.read_bytes().splitlines()
+    line = _dead_letter_line(tmp_path, translation)
     assert json.loads(line)["event_encoding"] == "base64"
     (again,) = translate_record(line, MAPPING)
     assert again.refusal is not None and again.refusal.reason == "invalid_json"
