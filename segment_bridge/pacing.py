@@ -8,9 +8,11 @@ Segment allows a workspace **1,000 events/s**, shared by every source of it; abo
   could not go before the caller's deadline (those messages time out rather than wait in vain).
 * :meth:`Pacer.pause` is called after a 429 with the wait Segment asked for. *All* sending stops until then
   (capped at ``max_pause``), not just the batch that was refused: otherwise every batch in flight hits the limit,
-  waits, and returns together to hit it again. Sending then resumes at the configured rate, from an empty bucket,
-  so the requests held back do not go out in one burst. Each batch's own retry budget and attempt limit still
-  apply (:class:`~segment_bridge.delivery.RetryPolicy`).
+  waits, and returns together to hit it again. Sending then resumes from an empty bucket, so the requests held
+  back do not go out in one burst, at the configured rate or, for :data:`LEARN_HOLD_SECONDS` after the last
+  429, at what Segment let through in the second before it if that is less (other sources take their share of
+  the workspace; an unlimited run learns the workspace's rate). Each batch's own retry budget and attempt limit
+  still apply (:class:`~segment_bridge.delivery.RetryPolicy`).
 
 **The bucket.** The limit is a token bucket in events, filled at ``max_rate`` per second, held as a single time
 (when the events reserved so far are paid for, as in the generic cell rate algorithm), so a request larger than
@@ -41,12 +43,24 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-__all__ = ["BURST_SECONDS", "DEFAULT_MAX_PAUSE", "RATE_WINDOW_SECONDS", "Pacer", "PacerMetrics"]
+__all__ = [
+    "BURST_SECONDS",
+    "DEFAULT_MAX_PAUSE",
+    "LEARN_HOLD_SECONDS",
+    "LEARN_WINDOW_SECONDS",
+    "RATE_WINDOW_SECONDS",
+    "Pacer",
+    "PacerMetrics",
+]
 
 #: Seconds of allowance the bucket holds: the burst that may follow an idle spell.
 BURST_SECONDS = 0.1
 #: Longest pause after a 429, whatever Segment asks for (its ``Retry-After`` is seconds; minutes would be odd).
 DEFAULT_MAX_PAUSE = 60.0
+#: After a 429, what got through in this many seconds before it is the rate held ...
+LEARN_WINDOW_SECONDS = 1.0
+#: ... for this long after the last 429; then the configured rate is tried again.
+LEARN_HOLD_SECONDS = 60.0
 #: The window :attr:`PacerMetrics.current_rate` is measured over.
 RATE_WINDOW_SECONDS = 5.0
 
@@ -63,6 +77,7 @@ class PacerMetrics:
 
     Attributes:
         max_rate: the configured limit in events/s (0: unlimited).
+        rate_in_force: the limit now: ``max_rate``, or lower for a while after a 429 (0: unlimited).
         rate_limited: 429 answers reported through :meth:`Pacer.pause`.
         paused_seconds: time all sending was held after 429s (overlapping pauses counted once).
         current_rate: events let through over the last :data:`RATE_WINDOW_SECONDS`, per second.
@@ -70,6 +85,7 @@ class PacerMetrics:
     """
 
     max_rate: float
+    rate_in_force: float
     rate_limited: int
     paused_seconds: float
     current_rate: float
@@ -102,13 +118,17 @@ class Pacer:
             raise ValueError("max_pause and burst_seconds must be finite and not negative")
         self.max_rate = float(max_rate)
         self.max_pause = float(max_pause)
+        self.burst_seconds = float(burst_seconds)
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        # The bucket as a time: when the events reserved so far are paid for. A full bucket lies `_credit`
+        # The bucket as a time: when the events reserved so far are paid for. A full bucket lies its size / rate
         # seconds in the past; reserving n events moves it n / rate later.
-        self._credit = max(max_rate * burst_seconds, 1.0) / max_rate if max_rate else 0.0
         self._paid_until = -math.inf
+        # What Segment let through after the last 429 (events/s), held until `_learned_until`.
+        self._learned = 0.0
+        self._learned_until = -math.inf
+        self._refused: deque[tuple[float, int]] = deque()
         self._paused_until = -math.inf
         # Bumped by each pause that ends later than the one before: a waiter that slept through one reserves again.
         self._epoch = 0
@@ -157,13 +177,21 @@ class Pacer:
                     return True
             # A 429 paused everyone while this waited: its place in the old schedule is gone; queue again.
 
+    def _rate(self, now: float) -> float:
+        """The rate in force at ``now``: the configured one, or lower while a learned one is held (0: none)."""
+        if now >= self._learned_until:
+            return self.max_rate
+        return min(self.max_rate, self._learned) if self.max_rate else self._learned
+
     def _send_time(self, n: int, now: float) -> tuple[float, float]:
         """When ``n`` events could go, and the bucket's time once they are reserved (caller holds the lock)."""
         start = max(now, self._paused_until)
-        if not self.max_rate:
+        rate = self._rate(start)
+        if not rate:
             return start, self._paid_until
         # Allowance unused while idle is kept up to the bucket's size only.
-        paid = max(self._paid_until, start - self._credit) + n / self.max_rate
+        credit = max(rate * self.burst_seconds, 1.0) / rate
+        paid = max(self._paid_until, start - credit) + n / rate
         return max(start, paid), paid
 
     def _granted(self, n: int, now: float) -> None:
@@ -176,18 +204,25 @@ class Pacer:
         while self._recent and self._recent[0][0] <= horizon:
             self._recent_events -= self._recent.popleft()[1]
 
-    def pause(self, seconds: float | None) -> None:
+    def pause(self, seconds: float | None, events: int = 0) -> None:
         """Hold all sending for ``seconds`` (capped at ``max_pause``), after Segment answered 429.
+
+        Then, for :data:`LEARN_HOLD_SECONDS` after the last 429, send no faster than what Segment let through in
+        the second before it (the events granted less those refused), when that is below the configured rate: a
+        pause alone would let every batch held back go out together again the moment it ends, into the same limit.
 
         Args:
             seconds: Segment's ``Retry-After`` or ``X-RateLimit-Reset``; ``None`` when it sent neither (the 429 is
                 counted, and nothing pauses: the batch's own backoff applies).
+            events: the messages of the refused request; 0 when unknown (half of what was sent in the last second
+                is then taken as what got through).
         """
         with self._lock:
             self._rate_limited += 1
+            now = self._clock()
+            self._learn(now, events, seconds)
             if seconds is None or not math.isfinite(seconds) or seconds <= 0:
                 return
-            now = self._clock()
             until = now + min(seconds, self.max_pause)
             if until <= self._paused_until:
                 return  # another batch's 429 already holds everyone at least this long
@@ -197,12 +232,29 @@ class Pacer:
             # Resume from an empty bucket: whatever was reserved before the 429 starts again after the pause.
             self._paid_until = until
 
+    def _learn(self, now: float, events: int, seconds: float | None) -> None:
+        """Lower the rate in force to what got through in the last :data:`LEARN_WINDOW_SECONDS` (lock held)."""
+        horizon = now - LEARN_WINDOW_SECONDS
+        self._refused.append((now, events))
+        while self._refused and self._refused[0][0] <= horizon:
+            self._refused.popleft()
+        sent = sum(n for at, n in reversed(self._recent) if at > horizon)
+        refused = sum(n for _, n in self._refused)
+        through = sent - refused if events else sent / 2
+        # Never below one refused request per pause: the batch that was refused must still fit in its retry.
+        floor = max(1.0, events / max(seconds or 1.0, 1.0))
+        learned = max(through / LEARN_WINDOW_SECONDS, floor)
+        current = self._rate(now)
+        self._learned = min(learned, current) if current else learned
+        self._learned_until = now + LEARN_HOLD_SECONDS
+
     def metrics(self) -> PacerMetrics:
         """The counts so far and the rate over the last :data:`RATE_WINDOW_SECONDS`."""
         with self._lock:
             self._forget_before(self._clock() - RATE_WINDOW_SECONDS)
             return PacerMetrics(
                 max_rate=self.max_rate,
+                rate_in_force=self._rate(self._clock()),
                 rate_limited=self._rate_limited,
                 paused_seconds=self._paused_seconds,
                 current_rate=self._recent_events / RATE_WINDOW_SECONDS,

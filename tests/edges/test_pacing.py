@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from segment_bridge.pacing import RATE_WINDOW_SECONDS, Pacer
+from segment_bridge.pacing import LEARN_HOLD_SECONDS, RATE_WINDOW_SECONDS, Pacer
 
 
 class VirtualTime:
@@ -131,40 +131,87 @@ def test_a_deadline_that_would_pass_refuses_at_once_and_reserves_nothing() -> No
     assert pacer.metrics().events == 20
 
 
-def test_a_pause_holds_everyone_then_the_rate_resumes_from_an_empty_bucket() -> None:
+def test_a_pause_holds_everyone_then_sending_resumes_from_an_empty_bucket_at_what_got_through() -> None:
     clock = VirtualTime()
     pacer = paced(500, clock)
-    run(lambda: pacer.acquire(50))
-    pacer.pause(2.0)
+
+    async def main() -> None:
+        for _ in range(10):
+            await pacer.acquire(500)
+
+    run(main)
+    assert clock.now == pytest.approx(9.9)
+    # The last batch is refused: of the 500 events sent in the second before, none got through. The floor, one
+    # refused batch per pause, is the rate until a minute after the 429.
+    pacer.pause(2.0, events=500)
+    assert pacer.metrics().rate_in_force == pytest.approx(250)
     run(lambda: pacer.acquire(500))
-    # Not at 2 s with a burst: the pause ends, then 500 events take their second at the rate.
-    assert clock.now == pytest.approx(3.0)
-    run(lambda: pacer.acquire(500))
-    assert clock.now == pytest.approx(4.0)
+    # Not at 11.9 s with a burst: the pause ends, then 500 events take their 2 s at 250/s.
+    assert clock.now == pytest.approx(13.9)
     metrics = pacer.metrics()
-    assert metrics.rate_limited == 1
-    assert metrics.paused_seconds == pytest.approx(2.0)
+    assert (metrics.rate_limited, metrics.paused_seconds) == (1, pytest.approx(2.0))
+    clock.now = 9.9 + LEARN_HOLD_SECONDS
+    assert pacer.metrics().rate_in_force == 500
 
 
-def test_unlimited_waits_out_a_pause_and_nothing_more() -> None:
+def test_unlimited_after_a_429_sends_at_what_got_through_for_a_while_then_unlimited_again() -> None:
     clock = VirtualTime()
     pacer = paced(0, clock)
-    pacer.pause(1.5)
-    run(lambda: pacer.acquire(2_500))
-    assert clock.now == pytest.approx(1.5)
-    run(lambda: pacer.acquire(2_500))
-    assert clock.now == pytest.approx(1.5)
+
+    async def wave() -> None:
+        for _ in range(4):
+            assert await pacer.acquire(500)
+
+    run(wave)
+    assert clock.sleeps == []
+    # Segment took two of the four batches: both others are refused, each pausing everyone 1 s.
+    pacer.pause(1.0, events=500)
+    pacer.pause(1.0, events=500)
+    assert pacer.metrics().rate_in_force == pytest.approx(1_000)
+    run(lambda: pacer.acquire(500))
+    assert clock.now == pytest.approx(1.5)  # the pause, then 500 events at 1,000/s
+    run(lambda: pacer.acquire(500))
+    assert clock.now == pytest.approx(2.0)
+    clock.now = LEARN_HOLD_SECONDS
+    run(wave)
+    assert clock.now == LEARN_HOLD_SECONDS
+    assert pacer.metrics().rate_in_force == 0
+
+
+def test_without_the_refused_count_half_of_what_was_sent_is_taken_as_what_got_through() -> None:
+    clock = VirtualTime()
+    pacer = paced(0, clock)
+    run(lambda: pacer.acquire(2_000))
+    pacer.pause(1.0)
+    assert pacer.metrics().rate_in_force == pytest.approx(1_000)
+
+
+def test_a_later_429_never_raises_the_rate_in_force_and_an_empty_second_gives_the_floor() -> None:
+    clock = VirtualTime()
+    pacer = paced(2_000, clock)
+    run(lambda: pacer.acquire(1_000))
+    pacer.pause(None, events=100)  # 1,000 sent, 100 refused: 900 got through
+    assert pacer.metrics().rate_in_force == pytest.approx(900)
+    clock.now = 0.5
+    run(lambda: pacer.acquire(10))
+    pacer.pause(None, events=1)  # 1,010 sent, 101 refused: 909, above the 900 in force, which stays
+    assert pacer.metrics().rate_in_force == pytest.approx(900)
+    clock.now = 100.0
+    pacer.pause(2.0, events=500)  # nothing sent in the last second: one refused batch per pause
+    assert pacer.metrics().rate_in_force == pytest.approx(250)
 
 
 def test_a_pause_is_capped_and_never_waited_past_a_deadline() -> None:
     clock = VirtualTime()
     pacer = paced(0, clock, max_pause=10)
-    pacer.pause(3_600)  # a Retry-After of an hour
+    run(lambda: pacer.acquire(1_000))
+    pacer.pause(3_600, events=500)  # a Retry-After of an hour
     assert pacer.metrics().paused_seconds == pytest.approx(10)
+    assert pacer.metrics().rate_in_force == pytest.approx(500)
     assert run(lambda: pacer.acquire(1, deadline=4.0)) is False
     assert clock.sleeps == []
-    assert run(lambda: pacer.acquire(1, deadline=10.0)) is True
-    assert clock.now == pytest.approx(10)
+    assert run(lambda: pacer.acquire(1, deadline=10.1)) is True
+    assert clock.now == pytest.approx(10.002)
 
 
 def test_overlapping_pauses_count_every_429_and_each_second_once() -> None:
@@ -178,8 +225,6 @@ def test_overlapping_pauses_count_every_429_and_each_second_once() -> None:
     metrics = pacer.metrics()
     assert metrics.rate_limited == 4
     assert metrics.paused_seconds == pytest.approx(3.0)
-    run(lambda: pacer.acquire(1))
-    assert clock.now == pytest.approx(3.0)
 
 
 def test_a_waiter_that_slept_through_a_new_pause_queues_again() -> None:
@@ -195,18 +240,18 @@ def test_a_waiter_that_slept_through_a_new_pause_queues_again() -> None:
         first = asyncio.create_task(send(110))  # 10 in the bucket, 100 more: waits 1 s
         seconds, wake = await clock.sleeping.get()
         assert seconds == pytest.approx(1.0)
-        pacer.pause(2.0)  # another batch's 429, while the first waits
+        pacer.pause(2.0, events=100)  # another batch's 429 while the first waits: 50 events/s from then on
         clock.now = 1.0
         wake.set()
         # Woken at 1 s, it is inside the pause: it queues again behind the pause, from an empty bucket.
         seconds, wake = await clock.sleeping.get()
-        assert seconds == pytest.approx(2.0 + 1.1 - 1.0)
-        clock.now = 3.1
+        assert seconds == pytest.approx(2.0 + 110 / 50 - 1.0)
+        clock.now = 4.2
         wake.set()
         await first
         return sent
 
-    assert run(main) == [pytest.approx(3.1)]
+    assert run(main) == [pytest.approx(4.2)]
 
 
 def test_concurrent_requests_share_one_rate() -> None:
