@@ -146,19 +146,20 @@ class Pacer:
         """Whether a rate limit is set (``max_rate`` > 0)."""
         return self.max_rate > 0
 
-    async def acquire(self, n: int, deadline: float | None = None) -> bool:
-        """Wait until ``n`` events may be sent; ``False`` at once if that would be after ``deadline``.
+    async def acquire(self, messages: int, deadline: float | None = None) -> bool:
+        """Wait until ``messages`` events may be sent; ``False`` at once if that would be after ``deadline``.
 
         Args:
-            n: the messages of the request about to be sent.
+            messages: the messages of the request about to be sent.
             deadline: a ``clock()`` time; ``None`` for none.
 
         Returns:
             ``True`` when the request may go now; ``False`` when it could not go by ``deadline`` (nothing is
             reserved then, and the caller should time those messages out).
         """
+        n = messages
         if n < 0:
-            raise ValueError("n must not be negative")
+            raise ValueError("messages must not be negative")
         while True:
             with self._lock:
                 now = self._clock()
@@ -204,19 +205,20 @@ class Pacer:
         while self._recent and self._recent[0][0] <= horizon:
             self._recent_events -= self._recent.popleft()[1]
 
-    def pause(self, seconds: float | None, events: int = 0) -> None:
-        """Hold all sending for ``seconds`` (capped at ``max_pause``), after Segment answered 429.
+    def pause(self, retry_after: float | None, events: int = 0) -> None:
+        """Hold all sending for ``retry_after`` seconds (capped at ``max_pause``), after Segment answered 429.
 
         Then, for :data:`LEARN_HOLD_SECONDS` after the last 429, send no faster than what Segment let through in
         the second before it (the events granted less those refused), when that is below the configured rate: a
         pause alone would let every batch held back go out together again the moment it ends, into the same limit.
 
         Args:
-            seconds: Segment's ``Retry-After`` or ``X-RateLimit-Reset``; ``None`` when it sent neither (the 429 is
+            retry_after: Segment's ``Retry-After`` or ``X-RateLimit-Reset``; ``None`` when it sent neither (the 429 is
                 counted, and nothing pauses: the batch's own backoff applies).
             events: the messages of the refused request; 0 when unknown (half of what was sent in the last second
                 is then taken as what got through).
         """
+        seconds = retry_after
         with self._lock:
             self._rate_limited += 1
             now = self._clock()
