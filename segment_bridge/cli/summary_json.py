@@ -11,10 +11,10 @@ was interrupted or stopped by a read error: the command writes it on every way o
      "refused_by_reason": {"invalid_json": 2},
      "inputs": [{"name": "a.jsonl.gz", "size_bytes": 812345, "complete": true, "settled_through": {"line": 20000}}],
      "rate": {"events_per_second": 485.4, "max_rate": 500, "rate_limited": 0, "paused_seconds": 0.0},
-     "read_error": null}
+     "error": null}
 
-``status`` is ``completed``, ``interrupted`` (Ctrl-C), ``read_error`` (an input could not be read to its end) or
-``output_closed`` (standard output went away). An input's ``settled_through`` is the last position (line, and
+``status`` is ``completed``, ``interrupted`` (Ctrl-C), ``error`` (an input could not be read to its end, an output
+not written: ``error`` says which and why) or ``output_closed`` (standard output went away). An input's ``settled_through`` is the last position (line, and
 column for a value inside a line) up to which every event of it was delivered, refused or acknowledged (or, for
 ``translate``, written); ``complete`` says every event of that input was.
 """
@@ -108,14 +108,14 @@ def build_summary(
     counts: Mapping[str, int],
     refused_by_reason: Mapping[str, int],
     inputs: Sequence[InputState],
-    read_error: str | None = None,
+    error: str | None = None,
     pacing: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """The summary document (see the module docstring); pure, JSON-ready.
 
     Args:
         command: ``translate`` or ``replay``.
-        status: ``completed``, ``interrupted``, ``read_error`` or ``output_closed``.
+        status: ``completed``, ``interrupted``, ``error`` or ``output_closed``.
         exit_code: the command's exit status.
         started_at: wall-clock start (aware).
         finished_at: wall-clock end (aware).
@@ -123,7 +123,7 @@ def build_summary(
         counts: events by outcome and the run's other counts; ``events`` is the rate's numerator.
         refused_by_reason: refused events by reason.
         inputs: the inputs' states.
-        read_error: why reading stopped early, if it did.
+        error: the one-line error that stopped the run early, if one did.
         pacing: the pacer's figures (``max_rate``, ``rate_limited``, ``paused_seconds``), for ``replay``.
     """
     duration = max(duration_seconds, 0.0)
@@ -151,7 +151,7 @@ def build_summary(
             for state in inputs
         ],
         "rate": rate,
-        "read_error": read_error,
+        "error": error,
     }
 
 

@@ -49,7 +49,7 @@ def test_the_document_has_counts_reasons_inputs_times_and_the_effective_rate() -
             {"name": "-", "size_bytes": None, "complete": False, "settled_through": {"line": 3, "column": 17}},
         ],
         "rate": {"events_per_second": 500.0, "max_rate": 500.0, "rate_limited": 0, "paused_seconds": 0.0},
-        "read_error": None,
+        "error": None,
     }
     json.dumps(summary)  # JSON-ready as it is
 
