@@ -14,9 +14,9 @@ was interrupted or stopped by a read error: the command writes it on every way o
      "error": null}
 
 ``status`` is ``completed``, ``interrupted`` (Ctrl-C), ``error`` (an input could not be read to its end, an output
-not written: ``error`` says which and why) or ``output_closed`` (standard output went away). An input's ``settled_through`` is the last position (line, and
-column for a value inside a line) up to which every event of it was delivered, refused or acknowledged (or, for
-``translate``, written); ``complete`` says every event of that input was.
+not written: ``error`` says which and why) or ``output_closed`` (standard output went away). An input's
+``settled_through`` is the last position (line, and column for a value inside a line) up to which every event of it
+was delivered, refused or acknowledged (or, for ``translate``, written); ``complete`` says every event of it was.
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ def _size(name: str) -> int | None:
     return status.st_size if stat.S_ISREG(status.st_mode) else None
 
 
-def input_states(names: Sequence[str], settled: Position | None, *, finished: bool) -> list[InputState]:
+def input_states(
+    names: Sequence[str], settled: Position | None, *, finished: bool, ends: Mapping[int, Position] | None = None
+) -> list[InputState]:
     """Each input's state from the run's last settled position ``(file index, line[, column])``.
 
     Args:
@@ -75,11 +77,18 @@ def input_states(names: Sequence[str], settled: Position | None, *, finished: bo
         settled: the position up to which everything is settled (replay's checkpoint position), or ``None``.
         finished: the whole input was read and everything in it settled (a run that ended normally with nothing
             unresolved): every input is then complete.
+        ends: the last position of inputs read to their end, by index, where the caller knows it: a complete
+            input is settled through it.
     """
+    ends = ends or {}
     states = []
     for index, name in enumerate(names):
-        through = settled[1:] if settled is not None and settled[0] == index else None
         complete = finished or (settled is not None and index < settled[0])
+        if settled is not None and settled[0] == index:
+            through: tuple[int, ...] | None = settled[1:]
+        else:
+            end = ends.get(index) if complete else None
+            through = end[1:] if end is not None else None
         states.append(InputState(name, _size(name), through, complete))
     return states
 

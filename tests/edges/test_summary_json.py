@@ -71,6 +71,10 @@ def test_inputs_before_the_settled_one_are_complete_and_it_is_settled_through_it
         InputState(str(third), 3, None, False),
     ]
     assert [s.complete for s in input_states(names, (2, 1), finished=True)] == [True, True, True]
+    # Where the caller knows where a complete input ended, it is settled through there.
+    ends = {0: (0, 10), 1: (1, 1_000)}
+    assert [s.settled_through for s in input_states(names, (2, 1), finished=True, ends=ends)] == [(10,), (1_000,), (1,)]
+    assert [s.settled_through for s in input_states(names, (1, 5), finished=False, ends=ends)] == [(10,), (5,), None]
     assert input_states(["-"], None, finished=False) == [InputState("-", None, None, False)]
 
 
