@@ -9,10 +9,12 @@ Segment allows a workspace **1,000 events/s**, shared by every source of it; abo
 * :meth:`Pacer.pause` is called after a 429 with the wait Segment asked for. *All* sending stops until then
   (capped at ``max_pause``), not just the batch that was refused: otherwise every batch in flight hits the limit,
   waits, and returns together to hit it again. Sending then resumes from an empty bucket, so the requests held
-  back do not go out in one burst, at the configured rate or, for :data:`LEARN_HOLD_SECONDS` after the last
-  429, at what Segment let through in the second before it if that is less (other sources take their share of
-  the workspace; an unlimited run learns the workspace's rate). Each batch's own retry budget and attempt limit
-  still apply (:class:`~segment_bridge.delivery.RetryPolicy`).
+  back do not go out in one burst, at what Segment let through in the second before the 429 (other sources take
+  their share of the workspace; an unlimited run learns the workspace's rate), growing back towards the
+  configured rate, doubling every :data:`LEARN_DOUBLING_SECONDS` (+7 %/min) without a 429: a pause alone would
+  let every batch held back go out again together into the same limit, and a rate that jumped back would meet
+  it again a second later. Each batch's own retry budget and attempt limit still apply
+  (:class:`~segment_bridge.delivery.RetryPolicy`).
 
 **The bucket.** The limit is a token bucket in events, filled at ``max_rate`` per second, held as a single time
 (when the events reserved so far are paid for, as in the generic cell rate algorithm), so a request larger than
@@ -46,7 +48,7 @@ from dataclasses import dataclass
 __all__ = [
     "BURST_SECONDS",
     "DEFAULT_MAX_PAUSE",
-    "LEARN_HOLD_SECONDS",
+    "LEARN_DOUBLING_SECONDS",
     "LEARN_WINDOW_SECONDS",
     "RATE_WINDOW_SECONDS",
     "Pacer",
@@ -57,10 +59,12 @@ __all__ = [
 BURST_SECONDS = 0.1
 #: Longest pause after a 429, whatever Segment asks for (its ``Retry-After`` is seconds; minutes would be odd).
 DEFAULT_MAX_PAUSE = 60.0
-#: After a 429, what got through in this many seconds before it is the rate held ...
+#: After a 429, what got through in this many seconds before it is the rate in force ...
 LEARN_WINDOW_SECONDS = 1.0
-#: ... for this long after the last 429; then the configured rate is tried again.
-LEARN_HOLD_SECONDS = 60.0
+#: ... which then doubles every this many seconds without a 429, up to the configured rate. Slow enough that an
+#: unlimited run against a workspace at its limit meets a 429 about once a minute (one or two refused requests of
+#: some hundred), quick enough that a backfill slowed by a burst of live traffic is back to its rate in minutes.
+LEARN_DOUBLING_SECONDS = 600.0
 #: The window :attr:`PacerMetrics.current_rate` is measured over.
 RATE_WINDOW_SECONDS = 5.0
 
@@ -125,9 +129,9 @@ class Pacer:
         # The bucket as a time: when the events reserved so far are paid for. A full bucket lies its size / rate
         # seconds in the past; reserving n events moves it n / rate later.
         self._paid_until = -math.inf
-        # What Segment let through after the last 429 (events/s), held until `_learned_until`.
+        # What Segment let through before the last 429 (events/s), and when: the rate grows back from there.
         self._learned = 0.0
-        self._learned_until = -math.inf
+        self._learned_at: float | None = None
         self._refused: deque[tuple[float, int]] = deque()
         self._paused_until = -math.inf
         # Bumped by each pause that ends later than the one before: a waiter that slept through one reserves again.
@@ -179,10 +183,14 @@ class Pacer:
             # A 429 paused everyone while this waited: its place in the old schedule is gone; queue again.
 
     def _rate(self, now: float) -> float:
-        """The rate in force at ``now``: the configured one, or lower while a learned one is held (0: none)."""
-        if now >= self._learned_until:
+        """The rate in force at ``now``: the configured one, or lower while one learned from a 429 grows back."""
+        if self._learned_at is None:
             return self.max_rate
-        return min(self.max_rate, self._learned) if self.max_rate else self._learned
+        grown = self._learned * 2 ** (max(now - self._learned_at, 0.0) / LEARN_DOUBLING_SECONDS)
+        if self.max_rate and grown >= self.max_rate:
+            self._learned_at = None  # grown back: the configured rate again
+            return self.max_rate
+        return grown
 
     def _send_time(self, n: int, now: float) -> tuple[float, float]:
         """When ``n`` events could go, and the bucket's time once they are reserved (caller holds the lock)."""
@@ -208,9 +216,8 @@ class Pacer:
     def pause(self, retry_after: float | None, events: int = 0) -> None:
         """Hold all sending for ``retry_after`` seconds (capped at ``max_pause``), after Segment answered 429.
 
-        Then, for :data:`LEARN_HOLD_SECONDS` after the last 429, send no faster than what Segment let through in
-        the second before it (the events granted less those refused), when that is below the configured rate: a
-        pause alone would let every batch held back go out together again the moment it ends, into the same limit.
+        Then send no faster than what Segment let through in the second before it (the events granted less those
+        refused), growing back to the configured rate (see the module docstring).
 
         Args:
             retry_after: Segment's ``Retry-After`` or ``X-RateLimit-Reset``; ``None`` when it sent neither (the 429 is
@@ -248,7 +255,7 @@ class Pacer:
         learned = max(through / LEARN_WINDOW_SECONDS, floor)
         current = self._rate(now)
         self._learned = min(learned, current) if current else learned
-        self._learned_until = now + LEARN_HOLD_SECONDS
+        self._learned_at = now
 
     def metrics(self) -> PacerMetrics:
         """The counts so far and the rate over the last :data:`RATE_WINDOW_SECONDS`."""
