@@ -62,8 +62,9 @@ DEFAULT_MAX_PAUSE = 60.0
 #: After a 429, what got through in this many seconds before it is the rate in force ...
 LEARN_WINDOW_SECONDS = 1.0
 #: ... which then doubles every this many seconds without a 429, up to the configured rate. Slow enough that an
-#: unlimited run against a workspace at its limit meets a 429 about once a minute (one or two refused requests of
-#: some hundred), quick enough that a backfill slowed by a burst of live traffic is back to its rate in minutes.
+#: unlimited run against a workspace at its limit meets a 429 about every 30 s (one request in ~65, measured by
+#: benchmarks/pacing.py), quick enough that a backfill slowed by a burst of live traffic is back to its rate in
+#: minutes.
 LEARN_DOUBLING_SECONDS = 600.0
 #: The window :attr:`PacerMetrics.current_rate` is measured over.
 RATE_WINDOW_SECONDS = 5.0
