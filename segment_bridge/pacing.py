@@ -9,8 +9,9 @@ Segment allows a workspace **1,000 events/s**, shared by every source of it; abo
 * :meth:`Pacer.pause` is called after a 429 with the wait Segment asked for. *All* sending stops until then
   (capped at ``max_pause``), not just the batch that was refused: otherwise every batch in flight hits the limit,
   waits, and returns together to hit it again. Sending then resumes from an empty bucket, so the requests held
-  back do not go out in one burst, at what Segment let through in the second before the 429 (other sources take
-  their share of the workspace; an unlimited run learns the workspace's rate), growing back towards the
+  back do not go out in one burst, at what Segment let through in the second before the 429 if that is less than
+  the rate in force (other sources take their share of the workspace; an unlimited run learns the workspace's
+  rate), growing back towards the
   configured rate, doubling every :data:`LEARN_DOUBLING_SECONDS` (+7 %/min) without a 429: a pause alone would
   let every batch held back go out again together into the same limit, and a rate that jumped back would meet
   it again a second later. Each batch's own retry budget and attempt limit still apply
@@ -25,7 +26,8 @@ counts over, and live traffic (``serve``, other sources) shares it: a small buck
 (a pipe that went quiet, a resumed run) from surging past its share; in any span of ``T`` seconds at most
 ``max_rate x (T + BURST_SECONDS)`` events plus one batch go out.
 
-``max_rate = 0`` means unlimited: :meth:`~Pacer.acquire` returns at once except during a pause after a 429.
+``max_rate = 0`` means unlimited: :meth:`~Pacer.acquire` returns at once until the first 429; then it waits out
+the pause, and paces at the rate learned from the 429 as it grows back.
 
 **Concurrency.** The engine runs on one asyncio loop, and the pacer's state changes only between awaits; it is
 still guarded by a :class:`threading.Lock`, held for arithmetic only, never across a wait, so one pacer may also
