@@ -91,6 +91,11 @@ class InputMeter:
             return None
         return sum(size for size in self.sizes if size is not None)
 
+    @property
+    def current(self) -> int:
+        """The index of the input being read (-1 before the first is opened)."""
+        return self._current
+
     def opened(self, index: int, file: BinaryIO) -> None:
         """Note that input ``index`` is being read from ``file`` (as opened, before decompression)."""
         self._files[index] = file
@@ -174,6 +179,11 @@ class ReplayProgress:
         if not self.enabled or now - self._drawn < _REDRAW:
             return
         self._drawn = now
+        if self.meter is not None and len(self.meter.sizes) > 1 and self.meter.current >= 0:
+            # Several inputs: which one is being read, so the user can tell how far the run is by the files too.
+            self._bar.set_description_str(
+                f"segment-bridge: file {self.meter.current + 1}/{len(self.meter.sizes)}", False
+            )
         self._bar.set_postfix_str(self.postfix(counts), refresh=False)
         read = self.meter.read() if self.meter is not None else 0
         if read > self._bar.n:

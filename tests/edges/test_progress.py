@@ -110,3 +110,18 @@ def test_without_sizes_the_line_shows_bytes_read_and_counts_without_a_share() ->
     assert "read [" in drawn
     assert "50 events/s · written 100" in drawn
     progress.done()
+
+
+def test_with_several_inputs_the_line_says_which_one_is_being_read(tmp_path: Path) -> None:
+    names = [str(archive(tmp_path / f"{i}.jsonl", 100)) for i in range(3)]
+    meter = InputMeter(names)
+    clock = Clock()
+    screen = io.StringIO()
+    progress = ReplayProgress(screen, enabled=True, meter=meter, clock=clock)
+    for record in iter_records(names, on_open=meter.opened):
+        if record.file_index == 1:
+            break
+    clock.now = 1.0
+    progress(Counts(events=150))
+    assert "segment-bridge: file 2/3" in screen.getvalue().rsplit("\r", 1)[-1]
+    progress.done()
