@@ -182,7 +182,7 @@ class ReplayProgress:
         if self.meter is not None and len(self.meter.sizes) > 1 and self.meter.current >= 0:
             # Several inputs: which one is being read, so the user can tell how far the run is by the files too.
             self._bar.set_description_str(
-                f"segment-bridge: file {self.meter.current + 1}/{len(self.meter.sizes)}", False
+                f"segment-bridge: file {self.meter.current + 1}/{len(self.meter.sizes)} ", False
             )
         self._bar.set_postfix_str(self.postfix(counts), refresh=False)
         read = self.meter.read() if self.meter is not None else 0
