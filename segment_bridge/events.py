@@ -7,16 +7,18 @@ loose and the models are tolerant: unknown attributes and ``data`` fields are al
 without notice), ``data`` may arrive as a JSON-encoded string, its keys may be camelCase or snake_case, and ``time``
 may be absent (the documentation samples put a timestamp in ``datacontenttype`` instead). Nothing here reads the
 clock: an event's time is only ever its own.
+
+Longer than the usual 500 lines because it is the one place that says what an event is: the models, the decoder,
+its words for every refusal, and the rules for the event's own time.
 """
 
 from __future__ import annotations
 
-import contextlib
 import operator
 import re
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_tz
@@ -140,8 +142,6 @@ def _camel(name: str) -> str:
 # is deeper than a script's), so the limit is the bridge's own instead: 1,024 levels, whoever calls.
 
 _MAX_DEPTH = 1024
-# Fewer brackets than this cannot nest deep enough to reach the recursion limit from any sane caller's stack.
-_SHALLOW = 200
 _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 _DEEP = threading.Lock()
 
@@ -169,20 +169,16 @@ def _depth(raw: bytes) -> int:
     return deepest
 
 
-@contextlib.contextmanager
-def _room_for(raw: bytes) -> Iterator[None]:
-    """Let msgspec go as deep as ``raw`` nests (up to 1,024 levels), from wherever it is called."""
-    if raw.count(b"[") + raw.count(b"{") < _SHALLOW:
-        yield
-        return
+def _decode_deep(decode: Callable[[bytes], Any], raw: bytes) -> Any:
+    """``decode(raw)`` with room for as deep as ``raw`` nests (up to 1,024 levels), from wherever it is called."""
     depth = _depth(raw)
     # The limit is the interpreter's, not the thread's: the lock keeps two deep inputs from restoring each
-    # other's. Shallow inputs, the usual case, never take it.
+    # other's. Inputs msgspec decodes within the caller's limit, the usual case, never take it.
     with _DEEP:
         limit = sys.getrecursionlimit()
         sys.setrecursionlimit(limit + depth + 64)
         try:
-            yield
+            return decode(raw)
         finally:
             sys.setrecursionlimit(limit)
 
@@ -237,8 +233,10 @@ def guarded(decode: Callable[[bytes], Any], raw: bytes) -> Any:
         JSONProblem: nesting deeper than 1,024 levels.
         msgspec.DecodeError, msgspec.ValidationError: as ``decode`` raises them.
     """
-    with _room_for(raw):
+    try:
         return decode(raw)
+    except RecursionError:  # msgspec's limit, counted from the caller's stack: try again with room for the input
+        return _decode_deep(decode, raw)
 
 
 # Numbers beyond double range (1e400) are read as Python reads them, as infinity, wherever the type is open: an

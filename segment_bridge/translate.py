@@ -378,7 +378,8 @@ def translate_record(raw: str | bytes, mapping: CompiledMapping) -> list[Transla
         words = "a lone UTF-16 surrogate (\\ud800-\\udfff) in a string"
         return [_refuse(raw, RefusalReason.INVALID_JSON, f"not JSON: {words} at position {error.start}")]
     try:
-        check_text(data)
+        if not data.isascii():
+            check_text(data)
         if data[:1] == b"[" or (data[:1].isspace() and data.lstrip()[:1] == b"["):
             elements = guarded(_decode_array, data)
         else:

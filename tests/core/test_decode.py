@@ -206,3 +206,12 @@ def test_rich_reprs_show_ids_only() -> None:
         shown = repr(list(value.__rich_repr__()))
         assert "VW" in shown
         assert "+1" not in shown and "properties" not in shown
+
+
+def test_data_fields_are_found_in_either_spelling() -> None:
+    event = call_event({"CallSid": "CA1"})
+    event["data"] |= {"event_sid": "EV9", "response": {"response_code": 204}}
+    (result,) = translate_record(orjson.dumps(event), WIDE)
+    assert result.track is not None, result.refusal
+    assert result.track.message["properties"]["event_sid"] == "EV9"
+    assert result.track.message["properties"]["response_code"] == 204
