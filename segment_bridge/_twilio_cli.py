@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import IO, Any
@@ -157,8 +158,12 @@ def run(
     out: IO[str] | None = None,
     err: IO[str] | None = None,
     environ: Mapping[str, str] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """Run one ``twilio`` command; returns the exit status. Errors are one line on ``err``."""
+    """Run one ``twilio`` command; returns the exit status. Errors are one line on ``err``.
+
+    ``sleep`` waits between attempts, and between looks at a sink waiting for validation (tests pass a recorder).
+    """
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
     environ = environ if environ is not None else os.environ
@@ -173,12 +178,12 @@ def run(
     try:
         from segment_bridge.eventstreams.api import connect
 
-        api = connect(environ, on_retry=notice)
+        api = connect(environ, on_retry=notice, sleep=sleep)
         if args.twilio_command == "check":
             return _run_check(api, args, say)
         if args.twilio_command == "migrate":
             return _run_migrate(api, args, say)
-        return _run_setup(api, args, say)
+        return _run_setup(api, args, say, sleep)
     except BridgeError as error:
         print(f"{command}: error: {error}", file=err, flush=True)
         return EXIT_ERROR
@@ -278,8 +283,8 @@ def _run_migrate(api: Any, args: argparse.Namespace, say: Callable[[str], None])
     return EXIT_REMAINS if blocked else EXIT_OK
 
 
-def _run_setup(api: Any, args: argparse.Namespace, say: Callable[[str], None]) -> int:
+def _run_setup(api: Any, args: argparse.Namespace, say: Callable[[str], None], sleep: Callable[[float], None]) -> int:
     from segment_bridge.eventstreams.setup import run_setup
 
-    result = run_setup(api, args.sink_url, say, wait=args.wait)
+    result = run_setup(api, args.sink_url, say, wait=args.wait, sleep=sleep)
     return EXIT_OK if result.complete else EXIT_REMAINS

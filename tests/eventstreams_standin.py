@@ -109,6 +109,7 @@ class EventStreamsStandIn:
         self._throttle: list[str] = []
         self._fail_at: int | None = None
         self._fail_after_change = False
+        self._fail_headers: dict[str, str] | None = None
         self._type_changes = 0
         self._senders: list[threading.Thread] = []
         self.server: uvicorn.Server | None = None
@@ -155,11 +156,15 @@ class EventStreamsStandIn:
         with self.lock:
             self._throttle = [retry_after] * count
 
-    def fail_type_changes(self, at: int | None, *, after_change: bool = False) -> None:
-        """From the ``at``-th type change on (1 = the next), answer 500; ``after_change`` makes the change first."""
+    def fail_type_changes(self, at: int | None, *, after_change: bool = False, retry_after: str | None = None) -> None:
+        """From the ``at``-th type change on (1 = the next), answer 500; ``after_change`` makes the change first.
+
+        ``retry_after`` adds that header to the 500 (Twilio then says to try again).
+        """
         with self.lock:
             self._fail_at = None if at is None else self._type_changes + at
             self._fail_after_change = after_change
+            self._fail_headers = {"Retry-After": retry_after} if retry_after is not None else None
 
     def wait_for_sink_status(self, sid: str, status: str, timeout: float = 10.0) -> bool:
         with self.changed:
@@ -508,11 +513,11 @@ class EventStreamsStandIn:
                 return _error(400, 20001, f"Schema version {version} does not exist for {name}")
             fail = self._type_change()
             if fail == "before":
-                return _error(500, 20500, "Internal Server Error")
+                return _error(500, 20500, "Internal Server Error", self._fail_headers)
             sub.types[name] = version
             self._record("add", sub, name)
             if fail == "after":
-                return _error(500, 20500, "Internal Server Error")
+                return _error(500, 20500, "Internal Server Error", self._fail_headers)
             return JSONResponse(self._subscribed_json(sub, name), status_code=201)
 
     async def _subscribed_event(self, request: Request) -> Response:
@@ -527,7 +532,7 @@ class EventStreamsStandIn:
                 return JSONResponse(self._subscribed_json(sub, name))
             fail = self._type_change()
             if fail == "before":
-                return _error(500, 20500, "Internal Server Error")
+                return _error(500, 20500, "Internal Server Error", self._fail_headers)
             if request.method == "DELETE":
                 del sub.types[name]
                 self._record("remove", sub, name)
@@ -538,7 +543,7 @@ class EventStreamsStandIn:
                 self._record("update", sub, name)
                 answer = JSONResponse(self._subscribed_json(sub, name))
             if fail == "after":
-                return _error(500, 20500, "Internal Server Error")
+                return _error(500, 20500, "Internal Server Error", self._fail_headers)
             return answer
 
 
