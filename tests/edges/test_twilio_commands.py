@@ -27,7 +27,7 @@ from eventstreams_standin import (
     EventStreamsStandIn,
 )
 
-from segment_bridge import _twilio_cli as twilio_cli
+from segment_bridge.cli import twilio as twilio_cli
 
 URL = "https://bridge.example.com/events"
 OTHER = "com.twilio.voice.api-request.call.created"
@@ -254,9 +254,8 @@ def test_without_the_twilio_package_the_command_names_the_install_line():
     code = (
         "import sys, argparse\n"
         "sys.modules['twilio'] = None\n"
-        "from segment_bridge import _twilio_cli as c\n"
-        "p = argparse.ArgumentParser(); c.add_arguments(p.add_subparsers(dest='command'))\n"
-        "sys.exit(c.run(p.parse_args(['twilio', 'check'])))\n"
+        "from segment_bridge.cli import main\n"
+        "sys.exit(main(['twilio', 'check']))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2

@@ -1,4 +1,4 @@
-"""``segment-bridge twilio check|migrate|setup``: the Event Streams API commands' command line.
+"""``segment-bridge twilio check|migrate|setup``: the Event Streams API commands' options and run.
 
 Only the wiring lives here: the work is in :mod:`segment_bridge.eventstreams`, imported when a command runs, so
 that the command line works (and says what to install) without the ``[twilio]`` extra.
