@@ -106,6 +106,9 @@ class EventStreamsStandIn:
         self.requests: list[tuple[str, str, int]] = []
         self.test_deliveries: list[int | str] = []
         self.page_size_max = 1000
+        #: Public origin -> where it is served (a TLS terminator in front of the bridge): Twilio signs the public
+        #: URL, and the request reaches the address behind it.
+        self.forward: dict[str, str] = {}
         self._throttle: list[str] = []
         self._fail_at: int | None = None
         self._fail_after_change = False
@@ -165,6 +168,12 @@ class EventStreamsStandIn:
             self._fail_at = None if at is None else self._type_changes + at
             self._fail_after_change = after_change
             self._fail_headers = {"Retry-After": retry_after} if retry_after is not None else None
+
+    def wait_for_test_deliveries(self, count: int, timeout: float = 10.0) -> list[int | str]:
+        """The outcomes of the test events sent, once ``count`` of them have been answered (or time ran out)."""
+        with self.changed:
+            self.changed.wait_for(lambda: len(self.test_deliveries) >= count, timeout=timeout)
+            return list(self.test_deliveries)
 
     def wait_for_sink_status(self, sid: str, status: str, timeout: float = 10.0) -> bool:
         with self.changed:
@@ -423,9 +432,13 @@ class EventStreamsStandIn:
             + hashlib.sha256(body.encode()).hexdigest()
         )
         signature = RequestValidator(AUTH_TOKEN).compute_signature(url, {})
+        target = url
+        for public, actual in self.forward.items():
+            if url.startswith(public + "/"):
+                target = actual + url[len(public) :]
         try:
             answer = httpx.post(
-                url,
+                target,
                 content=body,
                 headers={"Content-Type": "application/json", "X-Twilio-Signature": signature},
                 timeout=5.0,
