@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from segment_bridge.catalog import SUPPORTED_TYPES
+from segment_bridge.catalog import SUPPORTED_TYPES, EventSupport, classify
 from segment_bridge.eventstreams.api import EventStreamsApi
 from segment_bridge.eventstreams.check import display_url
 from segment_bridge.eventstreams.model import CALL_PROGRESS_SCHEMA_ID, Sink, SubscribedType, same_destination
@@ -113,4 +113,6 @@ def run_setup(
         say(f"{existing.sid}: added {stage} (schema version {latest if latest is not None else 'latest'})")
     if not missing:
         say(f"subscription {existing.sid} already carries the four call-progress types")
+    if any(classify(each.type).support is EventSupport.DEPRECATED for each in existing.types):
+        say(f"subscription {existing.sid} still carries deprecated types: segment-bridge twilio migrate shows the plan")
     return SetupResult(sink, existing.sid)

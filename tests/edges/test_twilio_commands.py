@@ -247,6 +247,29 @@ def test_changes_whose_answers_are_lost_are_tried_again_when_twilio_says_and_fou
     assert run.sleeps == [0.0] * 8
 
 
+# setup (with serve validating the sink: tests/integration/test_twilio_setup_serve.py)
+
+
+def test_setup_on_an_active_sink_adds_only_the_missing_stages_and_points_at_migrate(es):
+    sink = es.make_sink(URL)
+    sid = es.make_subscription(sink, {DEPRECATED[0]: 1, CURRENT[1]: 2})
+    run = twilio(es.env(), "setup", "--sink-url", URL)
+    assert run.code == 0, run.err
+    assert es.types_of(sid) == {DEPRECATED[0]: 1, CURRENT[1]: 2, CURRENT[0]: 2, CURRENT[2]: 2, CURRENT[3]: 2}
+    assert [change.op for change in es.history] == ["add"] * 3
+    assert "still carries deprecated types" in run.out and "reusing webhook sink" in run.out
+    assert not any(path.endswith("/Test") for _, path, _ in es.requests)  # active: no test event needed
+
+
+def test_setup_without_waiting_says_what_remains(es):
+    run = twilio(es.env(), "setup", "--sink-url", URL, "--wait", "0")
+    assert run.code == 1
+    [sink] = es.sinks.values()
+    assert sink["status"] == "validating" and not es.subscriptions
+    assert f"/v1/Sinks/{sink['sid']}/Validate" in run.out and "run this command again" in run.out
+    assert es.wait_for_test_deliveries(1) == ["unreachable"]  # nothing listens at the sink's URL here
+
+
 # without the extra
 
 
