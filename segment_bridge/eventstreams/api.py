@@ -17,6 +17,7 @@ to change is made elsewhere, from those values.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -274,8 +275,6 @@ def _twilio_message(text: str) -> str:
 
 def _body_message(response: Any) -> str:
     try:
-        import json
-
         payload = json.loads(response.text)
     except (ValueError, TypeError, AttributeError):
         return ""
