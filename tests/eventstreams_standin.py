@@ -578,11 +578,12 @@ class _Gate:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        status_seen: list[int] = []
 
         async def recording_send(message: Any) -> None:
+            # Logged before the answer leaves, so a client that has its answer finds the request logged.
             if message["type"] == "http.response.start":
-                status_seen.append(message["status"])
+                with self.standin.lock:
+                    self.standin.requests.append((request.method, request.url.path, message["status"]))
             await send(message)
 
         early = self._early_answer(request)
@@ -590,8 +591,6 @@ class _Gate:
             await early(scope, receive, recording_send)
         else:
             await self.app(scope, receive, recording_send)
-        with self.standin.lock:
-            self.standin.requests.append((request.method, request.url.path, status_seen[0] if status_seen else 0))
 
     def _early_answer(self, request: Request) -> Response | None:
         if not _authorised(request.headers.get("authorization", "")):
