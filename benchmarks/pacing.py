@@ -10,8 +10,8 @@ batches of 500 in flight:
   interpreter, for the same input against the same stand-in.
 
 Reported per run: events/s accepted (events accepted / wall time until the sender is done), the deviation from the
-asked rate, Segment requests, 429 answers and their share, seconds paused, wall time and events lost (sent minus
-distinct messageIds accepted).
+asked rate, Segment requests, 429 answers and their share, seconds paused, wall time, events lost (sent minus
+distinct messageIds accepted) and the most events the stand-in accepted in one whole second.
 
     .venv/bin/python benchmarks/pacing.py                        # 20,000 events: 500, 900, 0 and the baseline
     .venv/bin/python benchmarks/pacing.py --events 5000 --rates 500,0
@@ -126,6 +126,9 @@ def run(mode: str, count: int, workspace_rate: float, rate: float, baseline: Pat
     result["rate_limited"] = stats["rate_limited"]
     result["lost"] = result["sent"] - stats["unique"]
     result["rate"] = stats["unique"] / result["seconds"]
+    # The busiest whole second at the stand-in, first and last (partial) seconds left out.
+    seconds = sorted(stats["per_second"].items(), key=lambda item: int(item[0]))[1:-1]
+    result["peak"] = max((events for _, events in seconds), default=0)
     return result
 
 
@@ -136,7 +139,8 @@ def show(result: dict[str, Any]) -> None:
     share = result["rate_limited"] / max(result["requests"], 1) * 100
     print(
         f"{result['mode']:<14} {result['rate']:>9,.0f} {off:>7} {result['requests']:>8} "
-        f"{result['rate_limited']:>5} {share:>6.1f}% {paused:>8} {result['seconds']:>8.1f} {result['lost']:>6}",
+        f"{result['rate_limited']:>5} {share:>6.1f}% {paused:>8} {result['seconds']:>8.1f} {result['lost']:>6} "
+        f"{result['peak']:>7,}",
         flush=True,
     )
 
@@ -162,7 +166,7 @@ def main(argv: list[str]) -> int:
 
     print(f"stand-in: {args.workspace_rate:,.0f} events/s; {args.events:,} events, {CONCURRENCY} x {BATCH} in flight")
     print(f"{'sender':<14} {'events/s':>9} {'vs ask':>7} {'requests':>8} {'429s':>5} {'share':>7} "
-          f"{'paused s':>8} {'wall s':>8} {'lost':>6}")  # fmt: skip
+          f"{'paused s':>8} {'wall s':>8} {'lost':>6} {'peak/s':>7}")  # fmt: skip
     for rate in (float(r) for r in args.rates.split(",") if r.strip()):
         show(run("paced", args.events, args.workspace_rate, rate, args.baseline))
     if (args.baseline / ".venv" / "bin" / "python").exists():
