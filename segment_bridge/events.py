@@ -215,6 +215,8 @@ def json_problem(error: msgspec.DecodeError | RecursionError, raw: bytes) -> str
     text = str(error).removeprefix("JSON is malformed: ")
     found = _AT_BYTE.search(text)
     position = int(found.group(1)) if found else len(raw)
+    if "trailing characters" in text:  # msgspec counts the byte after the first trailing one
+        position -= 1
     words = _AT_BYTE.sub("", text)
     lone = _LONE_SURROGATE.search(raw) if "truncated" in text else None
     if lone is not None:

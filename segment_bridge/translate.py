@@ -181,7 +181,10 @@ def _not_a_call_event(raw: bytes, error: msgspec.ValidationError) -> Translation
     try:
         head = guarded(_decode_head, raw)
     except msgspec.ValidationError:
-        kind = json_kind(decode_json(raw))
+        try:
+            kind = json_kind(decode_json(raw))
+        except JSONProblem as problem:  # a value the struct refused before reaching what follows it: `0 x`, `1 2`
+            return _refuse(_as_text(raw), RefusalReason.INVALID_JSON, str(problem))
         return _refuse(None, RefusalReason.INVALID_EVENT, f"expected a CloudEvent object, got {kind}", raw=raw)
     event_id, event_type = _str_or_none(head.id), _str_or_none(head.type)
     if event_type is None:
@@ -405,6 +408,9 @@ def _record(raw: bytes, mapping: CompiledMapping) -> Translation | str | bytes:
     try:
         event = guarded(decoder.decode, raw)
     except msgspec.ValidationError:
+        # msgspec stops at the first value the struct refuses, before it sees text that follows (`{"a": 1} x`):
+        # that text decides whether this is invalid JSON or an invalid event.
+        decode_json(raw)
         record = _dead_letter(raw)
         text = None if record is None else _kept_text(record)
         # Decoded again: invalid events are the rare case.
