@@ -237,9 +237,12 @@ def _element(raw: bytes, mapping: CompiledMapping, *, unwrap: bool) -> Translati
             if record is not None and bytes(record.event).startswith(b"{"):
                 return _element(bytes(record.event), mapping, unwrap=False)
             return _not_a_call_event(raw, error)
-        return _call_event(event, raw, mapping)
     except Exception as error:  # a bug must cost one event, never the request, batch or shard
         return _translation_error(None, error, None, None, raw)
+    try:
+        return _call_event(event, raw, mapping)
+    except Exception as error:  # the id and type are known by now: the answer and the record keep them
+        return _translation_error(None, error, event.id, event.type, raw)
 
 
 def _call_event(event: Any, raw: bytes, mapping: CompiledMapping) -> Translation:

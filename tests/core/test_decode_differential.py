@@ -1,0 +1,54 @@
+"""Edges where the one decoder first answered otherwise than the two paths before it (differential review).
+
+Each input here was fed to today's code and to the code before the one-decoder change (825fe59); these pin the
+answers where the new code was wrong and the old one right, or both wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import orjson
+import pytest
+
+from segment_bridge import RefusalReason, translate_record
+from segment_bridge.catalog import SUPPORTED_TYPES
+from segment_bridge.deadletter import record_line
+from segment_bridge.mapping import load_mapping
+from segment_bridge.outcomes import Refusal
+
+MAPPING = load_mapping()
+
+
+def call_event(**data: Any) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": "VW1",
+        "source": "s",
+        "type": SUPPORTED_TYPES[0],
+        "time": "2026-01-01T00:00:03.000Z",
+        "data": {"sid": "CA1", "request": {"parameters": {"CallSid": "CA1"}}, **data},
+    }
+
+
+def _broken_apply(event: Any, data: Any, params: Any) -> Any:
+    raise KeyError("a bug")
+
+
+@pytest.mark.parametrize("wrap", ["alone", "array element", "dead-letter record"])
+def test_a_translation_error_keeps_the_event_id_and_type(wrap: str) -> None:
+    # The id and type go to serve's answer, the log and the dead-letter record: a bug must not lose them.
+    event = orjson.dumps(call_event())
+    if wrap == "array element":
+        event = b"[" + event + b"]"
+    elif wrap == "dead-letter record":
+        refusal = Refusal(RefusalReason.MISSING_IDENTITY, "m", "", "VW1", SUPPORTED_TYPES[0])
+        event = record_line(refusal, json.loads(event))
+    broken = dataclasses.replace(MAPPING, apply=_broken_apply)
+    (translation,) = translate_record(event, broken)
+    assert translation.refusal is not None
+    assert translation.refusal.reason is RefusalReason.TRANSLATION_ERROR
+    assert (translation.event_id, translation.event_type) == ("VW1", SUPPORTED_TYPES[0])
+    assert (translation.refusal.event_id, translation.refusal.event_type) == ("VW1", SUPPORTED_TYPES[0])
