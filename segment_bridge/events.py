@@ -277,6 +277,8 @@ def decode_string_data(value: Any) -> Any:
 # Validation problems: msgspec's messages, said as the bridge has always said them (a dotted path, then the words).
 
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`")
+# msgspec's "Number out of range" does not say what was expected; at these paths it was an object.
+_OBJECT_PATHS = frozenset({"data", "data.request", "data.request.parameters", "data.response"})
 _AT_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 
 
@@ -298,6 +300,8 @@ def validation_problem(error: msgspec.ValidationError, prefix: str = "") -> tupl
         words = "Input should be a JSON object"
     elif text.startswith("Expected `str` of length"):
         words = "String should have at least 1 character"
+    elif text.startswith("Number out of range") and path in _OBJECT_PATHS:
+        words = "Input should be a JSON object"
     elif text.startswith(("Expected `str", "Number out of range")):
         words = "Input should be a valid string"
     else:

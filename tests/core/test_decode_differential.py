@@ -52,3 +52,19 @@ def test_a_translation_error_keeps_the_event_id_and_type(wrap: str) -> None:
     assert translation.refusal.reason is RefusalReason.TRANSLATION_ERROR
     assert (translation.event_id, translation.event_type) == ("VW1", SUPPORTED_TYPES[0])
     assert (translation.refusal.event_id, translation.refusal.event_type) == ("VW1", SUPPORTED_TYPES[0])
+
+
+@pytest.mark.parametrize("number", [b"1e400", b"99999999999999999999"])
+@pytest.mark.parametrize("path", ["data", "data.request", "data.request.parameters"])
+def test_a_number_out_of_range_where_an_object_belongs_is_said_so(number: bytes, path: str) -> None:
+    # msgspec says only "Number out of range"; the field wants an object, not a string.
+    event = call_event()
+    *parents, last = path.split(".")
+    node = event
+    for key in parents:
+        node = node[key]
+    node[last] = "@@"
+    (translation,) = translate_record(orjson.dumps(event).replace(b'"@@"', number), MAPPING)
+    assert translation.refusal is not None
+    assert translation.refusal.reason is RefusalReason.INVALID_EVENT
+    assert translation.refusal.message == f"{path}: Input should be a JSON object"
