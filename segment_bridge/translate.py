@@ -257,6 +257,11 @@ def _call_event(event: Any, raw: bytes, mapping: CompiledMapping) -> Translation
         try:
             data = guarded(decoder.decode_data, data.encode())  # type: ignore[arg-type]
         except msgspec.ValidationError as error:
+            try:  # msgspec stops at a value the struct refuses, before text after it ("2025-01-01T…": 2025, then junk)
+                decode_json(data)
+            except JSONProblem:
+                message = "data: a string that is not JSON"
+                return _refuse(None, RefusalReason.INVALID_EVENT, message, "", event.id, event.type, raw)
             path, words = validation_problem(error, "data")
             return _refuse(None, RefusalReason.INVALID_EVENT, f"{path}: {words}", "", event.id, event.type, raw)
         except (msgspec.DecodeError, RecursionError, JSONProblem, UnicodeEncodeError):

@@ -68,3 +68,14 @@ def test_a_number_out_of_range_where_an_object_belongs_is_said_so(number: bytes,
     assert translation.refusal is not None
     assert translation.refusal.reason is RefusalReason.INVALID_EVENT
     assert translation.refusal.message == f"{path}: Input should be a JSON object"
+
+
+@pytest.mark.parametrize("data", ["2025-01-01T00:00:00.000Z", "12345678901234567890 x", '{"sid": "CA1"} x', "null x"])
+def test_data_as_a_string_that_starts_like_json_and_is_not_is_said_so(data: str) -> None:
+    # msgspec refuses the first value's type before it reaches the text after it: that text decides the words.
+    event = {**call_event(), "data": data}
+    (translation,) = translate_record(orjson.dumps(event), MAPPING)
+    assert translation.refusal is not None
+    assert translation.refusal.reason is RefusalReason.INVALID_EVENT
+    assert translation.refusal.message == "data: a string that is not JSON"
+    assert (translation.event_id, translation.event_type) == ("VW1", SUPPORTED_TYPES[0])
