@@ -346,8 +346,10 @@ def _lookup(ref: str, target: str, decoder: CallEventDecoder) -> list[str]:
     if name == "customer_phone":
         # The customer's number: From on inbound calls, To on outbound ones (either spelling), else None.
         direction, inbound, outbound = (" or ".join(_param(key, decoder) for key in pair) for pair in _PHONE_KEYS)
+        # Only a string names a direction; str() of anything else names none, and of a deep array raises.
         return [
-            f"d = str({direction} or '')",
+            f"d = {direction} or ''",
+            "if type(d) is not str: d = ''",
             "if d.startswith('outbound') or d == 'trunking-originating':",
             f"    {target} = {outbound}",
             "elif d.startswith('inbound') or d == 'trunking-terminating':",

@@ -16,10 +16,20 @@ import pytest
 from segment_bridge import RefusalReason, translate_record
 from segment_bridge.catalog import SUPPORTED_TYPES
 from segment_bridge.deadletter import record_line
-from segment_bridge.mapping import load_mapping
+from segment_bridge.mapping import CompiledMapping, load_mapping, parse_mapping
 from segment_bridge.outcomes import Refusal
 
 MAPPING = load_mapping()
+#: The customer's number, else the call: Direction is read, and sent nowhere.
+PHONE = CompiledMapping.compile(
+    parse_mapping(
+        {
+            "events": {SUPPORTED_TYPES[0]: "Call Progressed"},
+            "identity": {"anonymous_id": ["derived:customer_phone", "param:CallSid"]},
+            "properties": {"call_sid": {"from": ["param:CallSid"]}},
+        }
+    )
+)
 
 
 def call_event(**data: Any) -> dict[str, Any]:
@@ -79,3 +89,13 @@ def test_data_as_a_string_that_starts_like_json_and_is_not_is_said_so(data: str)
     assert translation.refusal.reason is RefusalReason.INVALID_EVENT
     assert translation.refusal.message == "data: a string that is not JSON"
     assert (translation.event_id, translation.event_type) == ("VW1", SUPPORTED_TYPES[0])
+
+
+@pytest.mark.parametrize("direction", [b"[" * 1000 + b"]" * 1000, b'{"a": "outbound-api"}', b"7", b'["inbound"]'])
+def test_a_direction_that_is_no_string_names_no_customer_phone(direction: bytes) -> None:
+    # derived:customer_phone read Direction with str(): a 1,000-deep array raised RecursionError (translation_error).
+    event = call_event()
+    event["data"]["request"]["parameters"].update({"Direction": "@@", "From": "+14155550100", "To": "+14155550199"})
+    (translation,) = translate_record(orjson.dumps(event).replace(b'"@@"', direction), PHONE)
+    assert translation.track is not None, translation.refusal
+    assert translation.track.message["anonymousId"] == "CA1"  # the next identity source: CallSid
