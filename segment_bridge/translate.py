@@ -326,10 +326,11 @@ def _map(event: Any, data: Any, params: Any, mapping: CompiledMapping, raw: byte
         message["messageId"] = message_id
     try:
         body = orjson.dumps(message)
-    except TypeError:  # orjson: an integer beyond 64 bits, which no JSON consumer downstream takes
-        # orjson's own wording ("Integer exceeds 64-bit range") is not for users; the values come from JSON, so an
-        # integer too large is the only thing it can refuse here.
-        message_text = "a mapped value cannot be sent: an integer beyond 64 bits"
+    except TypeError as error:  # orjson's words are not for users; the values come from JSON, so it refuses
+        # an integer beyond 64 bits, which no JSON consumer downstream takes, or nesting beyond its 254 levels.
+        too_deep = "ecursion" in str(error)
+        what = "values nested more than 254 levels deep" if too_deep else "an integer beyond 64 bits"
+        message_text = f"a mapped value cannot be sent: {what}"
         return _refuse(None, RefusalReason.INVALID_EVENT, message_text, "", event_id, event_type, raw)
     # orjson writes infinity (a number beyond double range, as the decoder reads it) as null.
     if b"null" in body and _has_infinity(message):

@@ -99,3 +99,17 @@ def test_a_direction_that_is_no_string_names_no_customer_phone(direction: bytes)
     (translation,) = translate_record(orjson.dumps(event).replace(b'"@@"', direction), PHONE)
     assert translation.track is not None, translation.refusal
     assert translation.track.message["anonymousId"] == "CA1"  # the next identity source: CallSid
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [(b"[" * 300 + b"]" * 300, "values nested more than 254 levels deep"), (b"2" * 25, "an integer beyond 64 bits")],
+)
+def test_a_mapped_value_orjson_cannot_write_is_refused_in_words_that_say_why(value: bytes, words: str) -> None:
+    # orjson refuses nesting beyond 254 levels as it refuses a big integer; the message said "64 bits" for both.
+    event = call_event()
+    event["data"]["request"]["parameters"]["CallStatus"] = "@@"
+    (translation,) = translate_record(orjson.dumps(event).replace(b'"@@"', value), MAPPING)
+    assert translation.refusal is not None
+    assert translation.refusal.reason is RefusalReason.INVALID_EVENT
+    assert translation.refusal.message == f"a mapped value cannot be sent: {words}"
