@@ -183,6 +183,29 @@ def _decode_deep(decode: Callable[[bytes], Any], raw: bytes) -> Any:
             sys.setrecursionlimit(limit)
 
 
+def encode_deep(value: Any) -> bytes:
+    """``msgspec.json.encode(value)`` with the bridge's nesting limit rather than the caller's stack depth.
+
+    Raises:
+        JSONProblem: nesting deeper than 1,024 levels.
+        TypeError, ValueError, OverflowError: as msgspec raises them for a value JSON cannot hold.
+    """
+    try:
+        return msgspec.json.encode(value)
+    except RecursionError:  # as in guarded: room for 1,024 levels, under the lock, then the bridge's own limit
+        with _DEEP:
+            limit = sys.getrecursionlimit()
+            sys.setrecursionlimit(limit + _MAX_DEPTH + 64)
+            try:
+                raw = msgspec.json.encode(value)
+            except RecursionError:
+                raise JSONProblem("not JSON: values nested more than 1,024 levels deep") from None
+            finally:
+                sys.setrecursionlimit(limit)
+        _depth(raw)
+        return raw
+
+
 def check_text(raw: bytes) -> None:
     """Refuse bytes that are not UTF-8 anywhere, even in a string msgspec would skip.
 

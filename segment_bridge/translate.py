@@ -24,6 +24,7 @@ from segment_bridge.events import (
     TimeZoneError,
     check_text,
     decode_json,
+    encode_deep,
     event_timestamp,
     guarded,
     is_output_form,
@@ -372,7 +373,9 @@ def translate_event(element: Any, mapping: CompiledMapping) -> Translation:
     A dead-letter record (from ``--dead-letter``) is unwrapped and its original event translated.
     """
     try:
-        raw = msgspec.json.encode(element)
+        raw = encode_deep(element)
+    except JSONProblem as problem:  # as translate_record refuses the same event as text
+        return _refuse(element, RefusalReason.INVALID_JSON, str(problem))
     except (TypeError, ValueError, OverflowError):
         return _refuse(element, RefusalReason.INVALID_EVENT, f"expected a CloudEvent object, got {json_kind(element)}")
     return _element(raw, mapping, unwrap=True)

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from segment_bridge import RefusalReason, translate_record
+from segment_bridge import RefusalReason, translate_event, translate_record
 from segment_bridge.catalog import SUPPORTED_TYPES
 from segment_bridge.deadletter import record_line
 from segment_bridge.mapping import CompiledMapping, load_mapping, parse_mapping
@@ -113,3 +113,23 @@ def test_a_mapped_value_orjson_cannot_write_is_refused_in_words_that_say_why(val
     assert translation.refusal is not None
     assert translation.refusal.reason is RefusalReason.INVALID_EVENT
     assert translation.refusal.message == f"a mapped value cannot be sent: {words}"
+
+
+def _nested(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(("depth", "outcome"), [(1000, "translated"), (1100, "invalid_json")])
+def test_translate_event_never_raises_on_a_deep_object(depth: int, outcome: str) -> None:
+    # msgspec's encoder hit the caller's recursion limit: translate_event raised RecursionError for a decoded event
+    # that translate_record takes (1,000 levels) or refuses (beyond 1,024) as text.
+    event = call_event()
+    event["extension"] = _nested(depth)
+    translation = translate_event(event, MAPPING)
+    assert (str(translation.refusal.reason) if translation.refusal else "translated") == outcome
+    text = orjson.dumps({**event, "extension": "@@"}).replace(b'"@@"', b"[" * depth + b"]" * depth)
+    (as_text,) = translate_record(text, MAPPING)
+    assert (str(as_text.refusal.reason) if as_text.refusal else "translated") == outcome
