@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from email.utils import parsedate_tz
 from typing import Annotated, Any, Literal
 
@@ -281,6 +282,37 @@ def decode_json(raw: bytes | str) -> Any:
         return guarded(_decode_any, data)
     except (msgspec.DecodeError, RecursionError) as error:
         raise JSONProblem(json_problem(error, data)) from None
+
+
+_STRING_OR_KEY = re.compile(rb'"(?:[^"\\]|\\.)*"(\s*:)?')
+# Numbers as written (Decimal), so that re-encoding changes nothing but the keys a later duplicate replaced.
+_decode_exact = msgspec.json.Decoder(float_hook=Decimal).decode
+_encode_exact = msgspec.json.Encoder(decimal_format="number").encode
+
+
+def without_duplicate_keys(raw: bytes) -> bytes | None:
+    """``raw`` (known to be JSON) with each object's duplicate keys reduced to the last, or ``None`` if it has none.
+
+    msgspec's structs check every occurrence of a key, the last one wins only among valid values; a JSON object's
+    duplicate key means its last value, so an event is judged by that. Only for input the decoder refused: the
+    rare case pays for the second decode.
+    """
+    keys = sum(1 for token in _STRING_OR_KEY.finditer(raw) if token.group(1))
+    value = guarded(_decode_exact, raw)
+    unique, values = 0, [value]
+    while values:
+        item = values.pop()
+        if isinstance(item, dict):
+            unique += len(item)
+            values.extend(item.values())
+        elif isinstance(item, list):
+            values.extend(item)
+    if unique == keys:
+        return None
+    try:
+        return _encode_exact(value)
+    except RecursionError:  # deeper than this stack encodes: judged as it came
+        return None
 
 
 def decode_string_data(value: Any) -> Any:

@@ -31,6 +31,7 @@ from segment_bridge.events import (
     json_kind,
     json_problem,
     validation_problem,
+    without_duplicate_keys,
 )
 from segment_bridge.mapping import CompiledMapping, load_mapping
 from segment_bridge.outcomes import Outcome, Refusal, RefusalReason, Translation
@@ -234,6 +235,9 @@ def _element(raw: bytes, mapping: CompiledMapping, *, unwrap: bool) -> Translati
         try:
             event = guarded(decoder.decode, raw)
         except msgspec.ValidationError as error:
+            unique = without_duplicate_keys(raw)
+            if unique is not None:  # judged by each key's last value, as JSON means it
+                return _element(unique, mapping, unwrap=unwrap)
             record = _dead_letter(raw) if unwrap else None
             if record is not None and bytes(record.event).startswith(b"{"):
                 return _element(bytes(record.event), mapping, unwrap=False)

@@ -133,3 +133,25 @@ def test_translate_event_never_raises_on_a_deep_object(depth: int, outcome: str)
     text = orjson.dumps({**event, "extension": "@@"}).replace(b'"@@"', b"[" * depth + b"]" * depth)
     (as_text,) = translate_record(text, MAPPING)
     assert (str(as_text.refusal.reason) if as_text.refusal else "translated") == outcome
+
+
+@pytest.mark.parametrize(
+    ("first", "where"),
+    [(b'"id":null', b"{"), (b'"specversion":"0.3"', b"{"), (b'"sid":1', b'"data":{'), (b'"request":[]', b'"data":{')],
+)
+@pytest.mark.parametrize("wrap", ["alone", "array element"])
+def test_a_duplicate_key_means_its_last_value_even_after_an_invalid_one(first: bytes, where: bytes, wrap: str) -> None:
+    # msgspec checked every occurrence of a key, so an invalid earlier value refused an event whose last is valid
+    # (and its dead-letter record, holding the last values, then translated on replay).
+    raw = orjson.dumps(call_event()).replace(where, where + first + b",", 1)
+    (translation,) = translate_record(b"[" + raw + b"]" if wrap == "array element" else raw, MAPPING)
+    assert translation.track is not None, translation.refusal
+
+
+def test_an_event_refused_for_a_duplicate_keys_last_value_is_refused_again_from_its_record() -> None:
+    raw = orjson.dumps(call_event())[:-1] + b',"id":""}'
+    (translation,) = translate_record(raw, MAPPING)
+    assert translation.refusal is not None
+    assert translation.refusal.message == "id: String should have at least 1 character"
+    (again,) = translate_record(record_line(translation.refusal, translation.event), MAPPING)
+    assert again.refusal is not None and again.refusal.message == translation.refusal.message
