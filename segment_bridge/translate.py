@@ -267,8 +267,14 @@ def _call_event(event: Any, raw: bytes, mapping: CompiledMapping) -> Translation
             except JSONProblem:
                 message = "data: a string that is not JSON"
                 return _refuse(None, RefusalReason.INVALID_EVENT, message, "", event.id, event.type, raw)
-            path, words = validation_problem(error, "data")
-            return _refuse(None, RefusalReason.INVALID_EVENT, f"{path}: {words}", "", event.id, event.type, raw)
+            unique = without_duplicate_keys(data.encode())  # as for the event itself: a key's last value counts
+            try:
+                if unique is None:
+                    raise error
+                data = guarded(decoder.decode_data, unique)
+            except msgspec.ValidationError as last:
+                path, words = validation_problem(last, "data")
+                return _refuse(None, RefusalReason.INVALID_EVENT, f"{path}: {words}", "", event.id, event.type, raw)
         except (msgspec.DecodeError, RecursionError, JSONProblem, UnicodeEncodeError):
             message = "data: a string that is not JSON"
             return _refuse(None, RefusalReason.INVALID_EVENT, message, "", event.id, event.type, raw)

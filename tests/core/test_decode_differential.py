@@ -155,3 +155,18 @@ def test_an_event_refused_for_a_duplicate_keys_last_value_is_refused_again_from_
     assert translation.refusal.message == "id: String should have at least 1 character"
     (again,) = translate_record(record_line(translation.refusal, translation.event), MAPPING)
     assert again.refusal is not None and again.refusal.message == translation.refusal.message
+
+
+@pytest.mark.parametrize("first", [b'"sid":1', b'"sid":"CA0"'])
+def test_a_duplicate_key_in_data_sent_as_a_string_means_its_last_value(first: bytes) -> None:
+    data = orjson.dumps(call_event()["data"]).replace(b"{", b"{" + first + b",", 1)
+    (translation,) = translate_record(orjson.dumps({**call_event(), "data": data.decode()}), MAPPING)
+    assert translation.track is not None, translation.refusal
+    assert translation.track.message["anonymousId"] == "CA1"
+
+
+def test_data_sent_as_a_string_whose_last_value_is_invalid_is_refused_for_it() -> None:
+    data = orjson.dumps(call_event()["data"]).replace(b'"sid":"CA1"', b'"sid":"CA1","sid":2', 1)
+    (translation,) = translate_record(orjson.dumps({**call_event(), "data": data.decode()}), MAPPING)
+    assert translation.refusal is not None
+    assert translation.refusal.message == "data.sid: Input should be a valid string"
