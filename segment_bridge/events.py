@@ -430,7 +430,7 @@ class CallEventDecoder:
     """
 
     decode: Callable[[bytes], Any] = field(repr=False)
-    decode_data: Callable[[str], Any] = field(repr=False)
+    decode_data: Callable[[bytes | str], Any] = field(repr=False)
     #: parameter key as sent (``CallSid``, ``call_sid``) -> attribute of ``data.request.parameters``
     parameters: dict[str, str]
     #: key of ``data`` beyond the ones always read -> attribute of ``data`` (``msgspec.UNSET`` when absent)

@@ -260,7 +260,7 @@ def _call_event(event: Any, raw: bytes, mapping: CompiledMapping) -> Translation
     data = event.data
     if isinstance(data, str):  # data sent as a JSON string: the same struct, from that string
         try:
-            data = guarded(decoder.decode_data, data.encode())  # type: ignore[arg-type]
+            data = guarded(decoder.decode_data, data.encode())
         except msgspec.ValidationError as error:
             try:  # msgspec stops at a value the struct refuses, before text after it ("2025-01-01T…": 2025, then junk)
                 decode_json(data)
