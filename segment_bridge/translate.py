@@ -307,7 +307,7 @@ def _map(event: Any, data: Any, params: Any, mapping: CompiledMapping, raw: byte
                 event.type,
                 raw,
             )
-    anonymous_id, user_id, properties = mapping.apply(event, data, params)
+    anonymous_id, user_id, properties = mapping.apply(event, data, params, raw)
     event_id = event.id
     event_type = event.type
     name = mapping.event_names.get(event_type)

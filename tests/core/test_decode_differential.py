@@ -170,3 +170,32 @@ def test_data_sent_as_a_string_whose_last_value_is_invalid_is_refused_for_it() -
     (translation,) = translate_record(orjson.dumps({**call_event(), "data": data.decode()}), MAPPING)
     assert translation.refusal is not None
     assert translation.refusal.message == "data.sid: Input should be a valid string"
+
+
+@pytest.mark.parametrize("source", ["data:request", "data:request.parameters", "event:data"])
+@pytest.mark.parametrize("data_as_string", [False, True])
+def test_a_source_naming_a_whole_object_sends_all_of_it(source: str, data_as_string: bool) -> None:
+    # The decoder keeps of data, data.request and its parameters only the fields the mapping reads: a source
+    # naming one of them whole sent those fields (and a null Timestamp no one sent), not the object.
+    mapping = CompiledMapping.compile(
+        parse_mapping(
+            {
+                "events": {SUPPORTED_TYPES[0]: "Call Progressed"},
+                "identity": {"anonymous_id": ["data:sid"]},
+                "properties": {"whole": {"from": [source]}},
+            }
+        )
+    )
+    event = call_event(requestDateCreated="Thu, 01 Jan 2026 00:00:07 GMT")
+    event["data"]["request"].update({"method": "POST", "url": "https://example.com/status"})
+    event["data"]["request"]["parameters"].update({"From": "+14155550100", "CallStatus": "ringing"})
+    data = event["data"]
+    expected = {"data:request": data["request"], "data:request.parameters": data["request"]["parameters"]}
+    expected["event:data"] = data
+    if data_as_string:
+        event["data"] = json.dumps(data)
+    for record in (orjson.dumps(event), b"[" + orjson.dumps(event) + b"]"):
+        (translation,) = translate_record(record, mapping)
+        assert translation.track is not None, translation.refusal
+        assert translation.track.message["properties"]["whole"] == expected[source]
+    assert mapping.properties(event)["whole"] == expected[source]
