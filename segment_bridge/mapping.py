@@ -270,7 +270,11 @@ def _child(node: Any, key: str) -> Any:
 
 
 def _dig(
-    node: Any, steps: tuple[tuple[str, ...], ...], raw: bytes | None = None, path: tuple[tuple[str, ...], ...] = ()
+    node: Any,
+    steps: tuple[tuple[str, ...], ...],
+    raw: bytes | None = None,
+    path: tuple[tuple[str, ...], ...] = (),
+    in_data: bool = False,
 ) -> Any:
     # Twilio documents camelCase data keys; each step lists the spellings tolerated (as written, snake, camel).
     for spellings in steps:
@@ -285,6 +289,7 @@ def _dig(
         return node
     # A struct holds only what the mapping reads of it (data.request, its parameters, data): the whole object, as
     # sent, is read from the event's JSON at ``path``, the rare mapping that sends one paying for that decode.
+    # ``in_data``: a data: source, which reads data sent as a JSON string decoded; event:data is the attribute.
     if raw is None:
         return msgspec.to_builtins(node)
     whole: Any = decode_json(raw)
@@ -293,7 +298,7 @@ def _dig(
         if found is None:
             return None
         whole = whole[found]
-        if index == 0 and found == "data":
+        if in_data and index == 0:
             whole = decode_string_data(whole)
     return whole
 
@@ -347,7 +352,7 @@ def _lookup(ref: str, target: str, decoder: CallEventDecoder) -> list[str]:
     if kind == "data":
         steps = _steps(name)
         if len(steps) > 1 or not set(steps[0]) <= _DATA_FIELDS:
-            return [f"{target} = _dig(data, {steps!r}, raw, {(('data',), *steps)!r})"]
+            return [f"{target} = _dig(data, {steps!r}, raw, {(('data',), *steps)!r}, True)"]
         # The typed fields: sid, timestamp, and eventSid or event_sid (the first one present).
         first, *others = steps[0]
         lines = [f"{target} = data.{first}"]
