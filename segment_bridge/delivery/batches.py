@@ -132,6 +132,7 @@ def send_batch(
     sleep: Sleep = time.sleep,
     clock: Clock = time.monotonic,
     deadline: float | None = None,
+    before_attempt: BeforeAttempt | None = None,
 ) -> list[BatchResult]:
     """Send one batch with retries; split it in half when Segment says it is too large.
 
@@ -145,6 +146,8 @@ def send_batch(
         sleep: how to wait between attempts (injectable for tests).
         clock: monotonic seconds for the budget and ``deadline``.
         deadline: absolute ``clock()`` time after which no attempt starts.
+        before_attempt: called before every request with its messages (the engine's pacer); when it returns
+            ``False`` the (sub-)batch ends unsent with a ``RetryableDeliveryError`` of kind ``deadline``.
 
     Returns:
         One result per sub-batch, in message order when no split happened.
@@ -161,8 +164,12 @@ def send_batch(
         )
         results.append(BatchResult(oversized, error, attempts=0))
     if sendable:
-        _send_splitting(transport, sendable, policy, sleep, clock, deadline, results)
+        _send_splitting(transport, sendable, policy, sleep, clock, deadline, results, before_attempt)
     return results
+
+
+class _NotPaced(Exception):
+    """``before_attempt`` said no: the request would start after the messages' deadline."""
 
 
 def _send_splitting(
@@ -173,18 +180,28 @@ def _send_splitting(
     clock: Clock,
     deadline: float | None,
     results: list[BatchResult],
+    before_attempt: BeforeAttempt | None = None,
 ) -> None:
     attempts = 0
     try:
         for attempt in policy.retrying(sleep=sleep, clock=clock, deadline=deadline):
             with attempt:
+                if before_attempt is not None and not before_attempt(batch):
+                    raise _NotPaced
                 attempts = attempt.retry_state.attempt_number
                 transport.send(batch)
+    except _NotPaced:
+        error = RetryableDeliveryError(
+            f"{len(batch)} messages not sent: their deadline would pass first", kind="deadline", count=len(batch)
+        )
+        error.attempts = attempts
+        results.append(BatchResult(batch, error, attempts))
+        return
     except PayloadTooLargeError as exc:
         if len(batch) > 1:
             half = len(batch) // 2
-            _send_splitting(transport, batch[:half], policy, sleep, clock, deadline, results)
-            _send_splitting(transport, batch[half:], policy, sleep, clock, deadline, results)
+            _send_splitting(transport, batch[:half], policy, sleep, clock, deadline, results, before_attempt)
+            _send_splitting(transport, batch[half:], policy, sleep, clock, deadline, results, before_attempt)
             return
         exc.attempts = attempts
         results.append(BatchResult(batch, exc, attempts))
