@@ -181,6 +181,7 @@ class EngineMetrics:
         requests: requests made, by HTTP status (``"200"`` when accepted) or error kind (``timeout``...).
         in_flight: requests in progress now.
         batches: (sub-)batches settled.
+        failed_batches: (sub-)batches Segment did not accept (their messages failed or timed out unsent).
         retries: requests that were retries of a batch.
     """
 
@@ -189,6 +190,7 @@ class EngineMetrics:
         self.requests: Counter[str] = Counter()
         self.in_flight = 0
         self.batches = 0
+        self.failed_batches = 0
         self.retries = 0
 
     def request_started(self) -> None:
@@ -206,6 +208,7 @@ class EngineMetrics:
         """A batch's results are in (event loop): one per sub-batch."""
         with self._lock:
             self.batches += len(results)
+            self.failed_batches += sum(1 for result in results if result.error is not None)
             self.retries += sum(max(0, result.attempts - 1) for result in results)
 
 
@@ -254,7 +257,7 @@ class _Group:
 class _Entry:
     """One message queued or in flight, shared by every caller that submitted its ``messageId``."""
 
-    __slots__ = ("call", "deadline", "enqueued", "groups", "key", "outcome", "seq")
+    __slots__ = ("call", "crash", "deadline", "enqueued", "groups", "key", "outcome", "seq")
 
     def __init__(self, call: TrackCall, deadline: float, enqueued: float, seq: int) -> None:
         self.call = call
@@ -263,6 +266,7 @@ class _Entry:
         self.enqueued = enqueued
         self.seq = seq
         self.outcome: MessageOutcome | None = None
+        self.crash: Exception | None = None  # what the transport raised that is no DeliveryError
         self.groups: list[_Group] = []
 
 
@@ -326,6 +330,8 @@ class DeliveryEngine:
         clock: monotonic seconds; deadlines are measured on it.
         executor: runs the sends; a thread pool of ``max_in_flight`` threads (owned and shut down by the engine)
             when omitted.
+        share_duplicates: a message whose ``messageId`` is already queued or in flight shares that one's outcome
+            instead of being sent again (``False``: every submitted message is sent, as ``replay`` counts them).
     """
 
     def __init__(
@@ -345,6 +351,7 @@ class DeliveryEngine:
         sleep: Sleep = time.sleep,
         clock: Clock = time.monotonic,
         executor: Executor | None = None,
+        share_duplicates: bool = True,
     ) -> None:
         if not 1 <= max_messages <= MAX_BATCH_MESSAGES:
             raise ValueError(f"max_messages must be between 1 and {MAX_BATCH_MESSAGES}")
@@ -374,6 +381,7 @@ class DeliveryEngine:
         self._pending: deque[_Entry] = deque()
         self._pending_bytes = 0
         self._waiting: dict[str, _Entry] = {}
+        self._share = share_duplicates
         self._in_flight = 0
         self._seq = 0
         self._urgent = -1  # entries up to this sequence number go without lingering
@@ -410,6 +418,11 @@ class DeliveryEngine:
                 starts after ``deadline - attempt_reserve``, and unsettled messages are ``TIMED_OUT`` at
                 ``deadline`` (they stay queued). ``None``: no deadline.
             flush: send these messages without waiting for company (nothing more is coming soon).
+
+        Raises:
+            Exception: what the transport (or a bug) raised that is no ``DeliveryError`` for a batch carrying one of
+                these messages (a ``ConfigurationError`` for an ``--out`` file on a full disk, a ``BrokenPipeError``):
+                every caller of that batch gets it, and its messages are not retried.
         """
         loop = asyncio.get_running_loop()
         self._loop = loop
@@ -418,12 +431,14 @@ class DeliveryEngine:
         now = self._clock()
         limit = math.inf if deadline is None else deadline
         entries: list[_Entry] = []
+        share = self._share
         for call in calls:
-            entry = self._waiting.get(call.message_id)
+            entry = self._waiting.get(call.message_id) if share else None
             if entry is None:
                 entry = _Entry(call, limit, now, self._seq)
                 self._seq += 1
-                self._waiting[entry.key] = entry
+                if share:
+                    self._waiting[entry.key] = entry
                 self._pending.append(entry)
                 self._pending_bytes += call.size + 1
             elif limit > entry.deadline:
@@ -441,6 +456,9 @@ class DeliveryEngine:
             if deadline is not None:
                 self._timeouts.add(loop, deadline, waiter)
             await waiter
+        for entry in entries:
+            if entry.crash is not None:
+                raise entry.crash
         return [entry.outcome or MessageOutcome(entry.call, MessageStatus.TIMED_OUT) for entry in entries]
 
     async def drain(self, *, abandon: bool = False) -> None:
@@ -566,6 +584,7 @@ class DeliveryEngine:
         """
         calls = [entry.call for entry in entries]
         results: list[BatchResult] = []
+        crash: Exception | None = None
         try:
             if staged is None and self._stage is not None:
                 try:
@@ -587,14 +606,33 @@ class DeliveryEngine:
                     before_attempt=hook,
                 )
         except Exception as error:
-            # A bug in a transport must not leave callers waiting: the batch fails as retryable.
-            logger.exception("unexpected error posting a batch of %d messages", len(calls))
+            # Not a DeliveryError: the caller must see it (a full disk under --out), and no caller may be left
+            # waiting. The batch fails as retryable for those who share it without awaiting it.
+            crash = error
             failure = RetryableDeliveryError(
                 f"unexpected {type(error).__name__} posting {len(calls)} messages", kind="internal", count=len(calls)
             )
             staged, results = None, [BatchResult(calls, failure, attempts=0)]
+        except BaseException:
+            # Whoever runs this job is being stopped (SystemExit on a worker): the batch still settles, so that
+            # nobody (a drain included) waits for it forever.
+            failure = RetryableDeliveryError(
+                f"stopped posting {len(calls)} messages", kind="internal", count=len(calls)
+            )
+            self._settle_from_thread(loop, entries, None, [BatchResult(calls, failure, attempts=0)], None)
+            raise
+        self._settle_from_thread(loop, entries, staged, results, crash)
+
+    def _settle_from_thread(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        entries: list[_Entry],
+        staged: Sequence[StageResult] | None,
+        results: list[BatchResult],
+        crash: Exception | None,
+    ) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is left waiting
-            loop.call_soon_threadsafe(self._settle, entries, staged, results)
+            loop.call_soon_threadsafe(self._settle, entries, staged, results, crash)
 
     def _before_attempt(self, loop: asyncio.AbstractEventLoop, deadline: float | None) -> BeforeAttempt:
         pacer = self._pacer
@@ -613,7 +651,13 @@ class DeliveryEngine:
 
     # -- settling (event loop) -----------------------------------------------------------------------------
 
-    def _settle(self, entries: list[_Entry], staged: Sequence[StageResult] | None, results: list[BatchResult]) -> None:
+    def _settle(
+        self,
+        entries: list[_Entry],
+        staged: Sequence[StageResult] | None,
+        results: list[BatchResult],
+        crash: Exception | None = None,
+    ) -> None:
         verdicts: dict[int, tuple[DeliveryError | None, int]] = {}
         for result in results:
             for call in result.calls:
@@ -630,6 +674,7 @@ class DeliveryEngine:
                 else:
                     error, attempts = verdict
                     outcome = MessageOutcome(sent, _status(error), error, attempts)
+            entry.crash = crash
             self._settle_entry(entry, outcome)
         self.metrics.batch_settled(results)
         # The slot is free before the flush, so that messages waiting for it go now.
