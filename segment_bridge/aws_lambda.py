@@ -5,8 +5,8 @@ hands the records to :func:`handler` in batches. Each invocation decodes and tra
 events of all records together through the delivery engine (:class:`segment_bridge.delivery.DeliveryEngine`) within
 the invocation's remaining time (each attempt's HTTP timeout shrinks to the time left; none starts in the last
 0.25 s), and returns ``{"batchItemFailures": [{"itemIdentifier": "<sequenceNumber>"}, ...]}`` naming the records
-whose events Segment did not accept. Lambda then checkpoints before the lowest failed record and sends it and every later record
-again; deterministic ``messageId`` s make the repeats harmless.
+whose events Segment did not accept. Lambda then checkpoints before the lowest failed record and sends it and every
+later record again; deterministic ``messageId`` s make the repeats harmless.
 
 Refused events (deprecated, api-request or unknown types, bad base64, bad JSON, invalid events) are *not* failures:
 retrying them would block the shard for nothing. Each is logged as one JSON line with its reason, hint, shard and
