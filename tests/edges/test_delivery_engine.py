@@ -344,3 +344,53 @@ def test_the_engine_thread_delivers_to_the_stand_in_and_counts_requests(write_ke
     assert accepted == {o.call.message_id for o in outcomes}
     assert engine.metrics.requests["500"] == 1
     assert engine.metrics.requests["200"] == engine.metrics.batches
+
+
+# -- what serve relies on (ported from the GroupCommitBatcher tests) --------------------------------------------
+
+
+def test_a_transport_error_that_is_no_delivery_error_reaches_every_caller_of_the_batch() -> None:
+    def answer(batch: Sequence[TrackCall]) -> Exception:
+        return OSError("disk full")
+
+    async def main() -> None:
+        engine = DeliveryEngine(Recorder(answer), EXACT, max_messages=4, linger=60, max_linger=60)
+        first = asyncio.ensure_future(engine.submit(calls(0, 2)))
+        second = asyncio.ensure_future(engine.submit(calls(2, 2)))
+        for task in (first, second):
+            with pytest.raises(OSError, match="disk full"):
+                await task
+        await engine.drain()
+
+    run(main())
+
+
+def test_waiting_messages_go_as_soon_as_a_slot_frees() -> None:
+    # The batch that finishes must free its slot before the flush it triggers, or the waiting messages sit with no
+    # timer (linger is an hour here) until another caller happens to arrive.
+    transport = Recorder()
+
+    async def main() -> None:
+        engine = DeliveryEngine(transport, EXACT, max_messages=1, linger=3600, max_linger=3600, max_in_flight=1)
+        outcomes = await asyncio.wait_for(engine.submit(calls(0, 3), flush=True), 5)
+        assert all(o.delivered for o in outcomes)
+        await engine.drain()
+
+    run(main())
+    assert len(transport.batches) == 3
+
+
+def test_a_batch_takes_the_latest_deadline_of_its_messages() -> None:
+    # A message left from a caller already answered must not cut a fresh caller's retries short: alone, the first
+    # message would time out unsent; sharing a batch with a fresh one, it goes.
+    transport = Recorder()
+
+    async def main() -> None:
+        now = asyncio.get_running_loop().time()
+        engine = DeliveryEngine(transport, EXACT, max_messages=2, linger=3600, max_linger=3600)
+        _, fresh = await asyncio.gather(engine.submit(calls(0, 1), now - 1), engine.submit(calls(1, 1), now + 60))
+        assert fresh[0].delivered
+        await engine.drain()
+
+    run(main())
+    assert transport.batches == [[c.message_id for c in calls(0, 2)]]
