@@ -154,10 +154,10 @@ class ReplaySummary:
 
 @dataclass(slots=True)
 class _Pending:
-    """Messages handed to the engine together, each with its original event (dead-letter records) and position."""
+    """Messages handed to the engine together, each with its translation (dead-letter records) and position."""
 
     calls: list[TrackCall] = field(default_factory=list)
-    events: list[Any] = field(default_factory=list)
+    translations: list[Translation] = field(default_factory=list)
     slots: list[PositionSlot] = field(default_factory=list)
 
 
@@ -377,7 +377,7 @@ def replay(
             call = translation.track
             if call is not None:
                 current.calls.append(call)
-                current.events.append(translation.event)
+                current.translations.append(translation)  # its event is decoded only for a dead-letter record
                 current.slots.append(slot)
                 slot.pending += 1
                 if len(current.calls) >= max_messages:
@@ -453,7 +453,7 @@ def _count(
             on_failure(slot.position, refusal)
         if dead_letter is None:
             continue  # unresolved on purpose: the checkpoint must not pass an event with no record
-        dead_letter.write(refusal, chunk.events[index])
+        dead_letter.write(refusal, chunk.translations[index].event)
         summary.dead_lettered += 1
         slot.pending -= 1
 
