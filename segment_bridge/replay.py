@@ -376,13 +376,15 @@ def replay(
             summary.events += 1
             call = translation.track
             if call is not None:
+                if len(current.calls) >= max_messages:
+                    # Handed over when the next message is read, not as soon as it is full: the position being read
+                    # is open by then, as the checkpoint's re-send bound assumes (README, replay).
+                    submit(current)
+                    current = _Pending()
                 current.calls.append(call)
                 current.translations.append(translation)  # its event is decoded only for a dead-letter record
                 current.slots.append(slot)
                 slot.pending += 1
-                if len(current.calls) >= max_messages:
-                    submit(current)
-                    current = _Pending()
             elif translation.refusal is not None:
                 summary.refused[str(translation.refusal.reason)] += 1
                 if on_refusal is not None:
