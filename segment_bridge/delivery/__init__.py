@@ -7,9 +7,10 @@ The package, like httpx's ``_transports/``, sits behind this small surface:
 * :mod:`~segment_bridge.delivery.retry`: :class:`RetryPolicy`, the one retry policy (tenacity), and which HTTP
   statuses are worth another attempt;
 * :mod:`~segment_bridge.delivery.batches`: grouping messages within Segment's limits and sending one batch with
-  retries and splits (:func:`send_batch`);
-* :mod:`~segment_bridge.delivery.engine`: the one engine ``serve``, ``replay`` and the Lambda deliver through,
-  and :func:`deliver`, its simplest synchronous use.
+  retries and splits (:func:`send_batch`); :func:`deliver`, a batch at a time on the calling thread;
+* :mod:`~segment_bridge.delivery.engine`: the one engine ``serve``, ``replay`` and the Lambda deliver through;
+* :mod:`~segment_bridge.delivery.hooks`: its outcomes and hooks (:class:`Pacer`, :class:`BatchStage`,
+  :class:`EngineMetrics`).
 """
 
 from __future__ import annotations
@@ -17,23 +18,22 @@ from __future__ import annotations
 from segment_bridge.delivery.batches import (
     DEFAULT_BATCH_MESSAGES,
     BatchResult,
+    DeliveryReport,
+    deliver,
     failure_refusal,
     iter_batches,
     send_batch,
 )
-from segment_bridge.delivery.engine import (
+from segment_bridge.delivery.engine import DeliveryEngine, EngineThread
+from segment_bridge.delivery.hooks import (
     BatchStage,
-    DeliveryEngine,
-    DeliveryReport,
     EngineMetrics,
-    EngineThread,
     MessageOutcome,
     MessageStatus,
     NoPacer,
     Pacer,
     StageFailure,
     StageResult,
-    deliver,
 )
 from segment_bridge.delivery.retry import Clock, RetryPolicy, Sleep, is_retryable_status
 from segment_bridge.delivery.transports import (

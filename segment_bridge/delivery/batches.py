@@ -1,5 +1,8 @@
 """One batch to Segment: grouping messages within Segment's limits, and sending a batch with retries and splits.
 
+:func:`deliver` is these building blocks used one batch at a time on the calling thread, for a script that sends
+a few messages; ``serve``, ``replay`` and the Lambda use the engine.
+
 :func:`send_batch` retries one batch under a :class:`~segment_bridge.delivery.retry.RetryPolicy` and returns one
 :class:`BatchResult` per sub-batch: a batch Segment answers "too large" (400/413) is split in half until each half
 goes through or a message is alone, and a message over 32 KB is refused without a request. It runs on one of the
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from segment_bridge.delivery.retry import Clock, RetryPolicy, Sleep
 from segment_bridge.delivery.transports import Transport
@@ -29,6 +32,8 @@ __all__ = [
     "DEFAULT_BATCH_MESSAGES",
     "BatchResult",
     "BeforeAttempt",
+    "DeliveryReport",
+    "deliver",
     "failure_refusal",
     "iter_batches",
     "send_batch",
@@ -211,3 +216,76 @@ def _send_splitting(
         results.append(BatchResult(batch, exc, attempts))
         return
     results.append(BatchResult(batch, None, attempts))
+
+
+@dataclass(slots=True)
+class DeliveryReport:
+    """The outcome of :func:`deliver`.
+
+    Attributes:
+        delivered: messageIds Segment accepted, in order.
+        failures: each message Segment did not accept, with its ``delivery_failed`` refusal.
+        batches: requests' worth of batches sent (after splits).
+        errors: the error of each failed batch (status, kind, attempts, count).
+    """
+
+    delivered: list[str] = field(default_factory=list)
+    failures: list[tuple[TrackCall, Refusal]] = field(default_factory=list)
+    batches: int = 0
+    errors: list[DeliveryError] = field(default_factory=list)
+
+    @property
+    def delivered_count(self) -> int:
+        """How many messages Segment accepted."""
+        return len(self.delivered)
+
+    @property
+    def failed_count(self) -> int:
+        """How many messages were not delivered."""
+        return len(self.failures)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every message was delivered."""
+        return not self.failures
+
+
+def deliver(
+    calls: Iterable[TrackCall],
+    transport: Transport,
+    policy: RetryPolicy | None = None,
+    *,
+    max_messages: int = DEFAULT_BATCH_MESSAGES,
+    max_bytes: int = MAX_BATCH_BYTES,
+    sleep: Sleep = time.sleep,
+    clock: Clock = time.monotonic,
+    deadline: float | None = None,
+) -> DeliveryReport:
+    """Batch and send ``calls`` one batch at a time, on the calling thread; report per message.
+
+    The engine's building blocks without its threads: for a script that sends a few messages.
+
+    Args:
+        calls: the messages.
+        transport: where to send them.
+        policy: retries per batch; :class:`RetryPolicy` defaults when omitted.
+        max_messages: most messages per request.
+        max_bytes: most serialized message bytes per request.
+        sleep: how to wait between attempts.
+        clock: monotonic seconds for the budget and ``deadline``.
+        deadline: absolute ``clock()`` time after which no attempt starts (a webhook answers within 5 s).
+
+    Returns:
+        Which messageIds were delivered and a refusal for each message that was not.
+    """
+    policy = policy if policy is not None else RetryPolicy()
+    report = DeliveryReport()
+    for batch in iter_batches(calls, max_messages=max_messages, max_bytes=max_bytes):
+        for result in send_batch(transport, batch, policy, sleep=sleep, clock=clock, deadline=deadline):
+            report.batches += 1
+            if result.error is None:
+                report.delivered.extend(call.message_id for call in result.calls)
+            else:
+                report.errors.append(result.error)
+                report.failures.extend(result.refusals())
+    return report

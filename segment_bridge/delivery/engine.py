@@ -17,19 +17,8 @@ unsettled; those messages stay queued and are still sent (Segment deduplicates b
 **Synchronous callers** (``replay``, the Lambda) use :class:`EngineThread`, which runs an engine on an event loop of
 its own thread and returns ``concurrent.futures.Future`` s.
 
-**Hooks** (small protocols; the defaults do nothing):
-
-* :class:`Pacer` (rate limit and shared back-off). Before every request, retries and split halves included, the
-  engine awaits ``pacer.acquire(n_messages, deadline)`` on its event loop; ``False`` means the deadline would pass
-  first, and those messages end ``TIMED_OUT`` unsent. After a 429 the engine calls ``pacer.pause(retry_after)``
-  (seconds from ``Retry-After`` or ``X-RateLimit-Reset``, ``None`` if Segment sent neither) on the event loop,
-  *before* the batch's own retry waits, so every batch's next ``acquire`` waits out the same pause.
-* :class:`BatchStage` (identity lookup). Called once per batch, right before it is sent, with the batch's calls;
-  returns per call the call to send (the same or an enriched new :class:`~segment_bridge.track.TrackCall`) or a
-  :class:`StageFailure`, which settles that message ``FAILED`` with its error and reason without sending it. An
-  ``async def`` stage runs on the event loop; a plain callable runs on the batch's worker thread.
-* :class:`EngineMetrics` counts Segment requests by status, those in flight, batches and retries; subclass it to feed
-  another metrics system (the server's Prometheus registry).
+**Hooks** and outcomes are in :mod:`segment_bridge.delivery.hooks`: a ``Pacer`` awaited before every request and
+told of every 429, a ``BatchStage`` run on each batch right before it is sent, and ``EngineMetrics``.
 """
 
 from __future__ import annotations
@@ -44,24 +33,30 @@ import logging
 import math
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from segment_bridge.delivery.batches import (
     DEFAULT_BATCH_MESSAGES,
     BatchResult,
     BeforeAttempt,
-    iter_batches,
     send_batch,
+)
+from segment_bridge.delivery.hooks import (
+    BatchStage,
+    EngineMetrics,
+    MessageOutcome,
+    MessageStatus,
+    NoPacer,
+    Pacer,
+    StageFailure,
+    StageResult,
 )
 from segment_bridge.delivery.retry import Clock, RetryPolicy, Sleep
 from segment_bridge.delivery.transports import Transport
-from segment_bridge.exceptions import BridgeError, DeliveryError, RetryableDeliveryError
-from segment_bridge.outcomes import Refusal
+from segment_bridge.exceptions import DeliveryError, RetryableDeliveryError
 from segment_bridge.track import MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, TrackCall, batch_growth
 
 __all__ = [
@@ -70,7 +65,6 @@ __all__ = [
     "DEFAULT_MAX_LINGER",
     "BatchStage",
     "DeliveryEngine",
-    "DeliveryReport",
     "EngineMetrics",
     "EngineThread",
     "MessageOutcome",
@@ -79,7 +73,6 @@ __all__ = [
     "Pacer",
     "StageFailure",
     "StageResult",
-    "deliver",
 ]
 
 logger = logging.getLogger("segment_bridge.delivery")
@@ -90,126 +83,6 @@ DEFAULT_LINGER = 0.005
 DEFAULT_MAX_LINGER = 0.02
 #: Batches posted at once (one worker thread each).
 DEFAULT_MAX_IN_FLIGHT = 4
-
-
-class MessageStatus(StrEnum):
-    """What became of one message."""
-
-    DELIVERED = "delivered"
-    FAILED = "failed"
-    TIMED_OUT = "timed_out"
-
-
-@dataclass(frozen=True, slots=True)
-class MessageOutcome:
-    """One message's outcome, in the order the caller submitted it.
-
-    Attributes:
-        call: the message as sent (the batch stage may have replaced it with an enriched one).
-        status: delivered, failed or timed out.
-        error: why it failed: the batch's :class:`~segment_bridge.exceptions.DeliveryError` (status, kind) or a
-            stage's error; for a timed-out message, a ``RetryableDeliveryError`` of kind ``deadline`` when no request
-            could start in time, ``None`` when the caller's deadline passed while it was queued or in flight.
-        attempts: requests made for its (sub-)batch.
-        reason: the batch stage's reason when the stage failed it (e.g. ``identity_lookup_failed``), else ``None``.
-    """
-
-    call: TrackCall
-    status: MessageStatus
-    error: BridgeError | None = None
-    attempts: int = 0
-    reason: str | None = None
-
-    @property
-    def delivered(self) -> bool:
-        """Whether Segment accepted the message."""
-        return self.status is MessageStatus.DELIVERED
-
-
-@dataclass(frozen=True, slots=True)
-class StageFailure:
-    """A batch stage's verdict that one message must not be sent: it settles ``FAILED`` with this error and reason."""
-
-    error: BridgeError
-    reason: str
-
-
-StageResult = TrackCall | StageFailure
-
-
-@runtime_checkable
-class Pacer(Protocol):
-    """Paces requests to Segment (issue 12). Both methods are called on the engine's event loop."""
-
-    async def acquire(self, messages: int, deadline: float | None) -> bool:
-        """Wait until ``messages`` may be sent; ``False`` if that would be after ``deadline`` (engine clock)."""
-        ...
-
-    def pause(self, retry_after: float | None) -> None:
-        """Segment answered 429: hold every later ``acquire`` for ``retry_after`` seconds (or a default)."""
-        ...
-
-
-class NoPacer:
-    """The default pacer: never waits."""
-
-    async def acquire(self, messages: int, deadline: float | None) -> bool:
-        """Always ``True`` at once."""
-        return True
-
-    def pause(self, retry_after: float | None) -> None:
-        """Nothing to pause."""
-
-
-@runtime_checkable
-class BatchStage(Protocol):
-    """Runs on each batch's calls right before it is sent (issue 13): one call per batch.
-
-    Returns one :data:`StageResult` per call, in order: the call to send, or a :class:`StageFailure`. Either a
-    coroutine function (run on the event loop) or a plain callable (run on the batch's worker thread).
-    """
-
-    def __call__(self, calls: Sequence[TrackCall]) -> Sequence[StageResult] | Awaitable[Sequence[StageResult]]:
-        """The calls to send, or why not, one per call."""
-        ...
-
-
-class EngineMetrics:
-    """Counts of the engine's Segment requests; thread-safe. Subclass and extend the hooks to export them.
-
-    Attributes:
-        requests: requests made, by HTTP status (``"200"`` when accepted) or error kind (``timeout``...).
-        in_flight: requests in progress now.
-        batches: (sub-)batches settled.
-        failed_batches: (sub-)batches Segment did not accept (their messages failed or timed out unsent).
-        retries: requests that were retries of a batch.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests: Counter[str] = Counter()
-        self.in_flight = 0
-        self.batches = 0
-        self.failed_batches = 0
-        self.retries = 0
-
-    def request_started(self) -> None:
-        """A request to Segment starts (worker thread)."""
-        with self._lock:
-            self.in_flight += 1
-
-    def request_finished(self, status: str, seconds: float) -> None:
-        """A request ended with ``status`` after ``seconds`` (worker thread)."""
-        with self._lock:
-            self.in_flight -= 1
-            self.requests[status] += 1
-
-    def batch_settled(self, results: Sequence[BatchResult]) -> None:
-        """A batch's results are in (event loop): one per sub-batch."""
-        with self._lock:
-            self.batches += len(results)
-            self.failed_batches += sum(1 for result in results if result.error is not None)
-            self.retries += sum(max(0, result.attempts - 1) for result in results)
 
 
 class _Observed:
@@ -761,79 +634,3 @@ class EngineThread:
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: Any) -> None:
         self.close(abandon=exc_type is not None)
-
-
-# -- the simplest synchronous use -------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class DeliveryReport:
-    """The outcome of :func:`deliver`.
-
-    Attributes:
-        delivered: messageIds Segment accepted, in order.
-        failures: each message Segment did not accept, with its ``delivery_failed`` refusal.
-        batches: requests' worth of batches sent (after splits).
-        errors: the error of each failed batch (status, kind, attempts, count).
-    """
-
-    delivered: list[str] = field(default_factory=list)
-    failures: list[tuple[TrackCall, Refusal]] = field(default_factory=list)
-    batches: int = 0
-    errors: list[DeliveryError] = field(default_factory=list)
-
-    @property
-    def delivered_count(self) -> int:
-        """How many messages Segment accepted."""
-        return len(self.delivered)
-
-    @property
-    def failed_count(self) -> int:
-        """How many messages were not delivered."""
-        return len(self.failures)
-
-    @property
-    def ok(self) -> bool:
-        """Whether every message was delivered."""
-        return not self.failures
-
-
-def deliver(
-    calls: Iterable[TrackCall],
-    transport: Transport,
-    policy: RetryPolicy | None = None,
-    *,
-    max_messages: int = DEFAULT_BATCH_MESSAGES,
-    max_bytes: int = MAX_BATCH_BYTES,
-    sleep: Sleep = time.sleep,
-    clock: Clock = time.monotonic,
-    deadline: float | None = None,
-) -> DeliveryReport:
-    """Batch and send ``calls`` one batch at a time, on the calling thread; report per message.
-
-    The engine's building blocks without its threads: for a script that sends a few messages.
-
-    Args:
-        calls: the messages.
-        transport: where to send them.
-        policy: retries per batch; :class:`RetryPolicy` defaults when omitted.
-        max_messages: most messages per request.
-        max_bytes: most serialized message bytes per request.
-        sleep: how to wait between attempts.
-        clock: monotonic seconds for the budget and ``deadline``.
-        deadline: absolute ``clock()`` time after which no attempt starts (a webhook answers within 5 s).
-
-    Returns:
-        Which messageIds were delivered and a refusal for each message that was not.
-    """
-    policy = policy if policy is not None else RetryPolicy()
-    report = DeliveryReport()
-    for batch in iter_batches(calls, max_messages=max_messages, max_bytes=max_bytes):
-        for result in send_batch(transport, batch, policy, sleep=sleep, clock=clock, deadline=deadline):
-            report.batches += 1
-            if result.error is None:
-                report.delivered.extend(call.message_id for call in result.calls)
-            else:
-                report.errors.append(result.error)
-                report.failures.extend(result.refusals())
-    return report

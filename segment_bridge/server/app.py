@@ -56,7 +56,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from segment_bridge.delivery.engine import DeliveryEngine, EngineMetrics, MessageStatus
+from segment_bridge.delivery.engine import DeliveryEngine
+from segment_bridge.delivery.hooks import EngineMetrics, MessageStatus
 from segment_bridge.exceptions import DeliveryError, MissingExtraError, PermanentDeliveryError, RetryableDeliveryError
 from segment_bridge.outcomes import Outcome, Refusal, RefusalReason, Translation
 from segment_bridge.server.config import ServerConfig
