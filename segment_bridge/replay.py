@@ -23,6 +23,9 @@ and the next run tries it again.
 
 No argument parsing or printing here: the CLI draws progress through the ``progress`` hook and maps
 :attr:`ReplaySummary.exit_code` to its exit status.
+
+Over 500 lines for a reason: :func:`replay` is one loop (read, count, hand over, settle, checkpoint) whose closures
+share its state; the checkpoint lives in :mod:`segment_bridge.checkpoint` and delivery in the engine.
 """
 
 from __future__ import annotations

@@ -19,6 +19,10 @@ its own thread and returns ``concurrent.futures.Future`` s.
 
 **Hooks** and outcomes are in :mod:`segment_bridge.delivery.hooks`: a ``Pacer`` awaited before every request and
 told of every 429, a ``BatchStage`` run on each batch right before it is sent, and ``EngineMetrics``.
+
+Over 500 lines for a reason: :class:`DeliveryEngine` is one state machine (the queue, the linger timer, the slots in
+flight, the deadlines, settling) whose methods share that state; what holds none is elsewhere (outcomes and hooks in
+:mod:`.hooks`, one batch's retries and splits in :mod:`.batches`).
 """
 
 from __future__ import annotations
