@@ -411,7 +411,7 @@ class _KinesisBatch:
                 failed.setdefault(id(error), []).append(outcome)
         for group in failed.values():
             error = group[0].error
-            kind = error.kind if isinstance(error, DeliveryError) else "deadline"
+            kind = error.kind if isinstance(error, DeliveryError) else group[0].reason or "deadline"
             delivery_error = error if isinstance(error, DeliveryError) else None
             self._not_delivered([o.call for o in group], kind, delivery_error, group[0].attempts)
         return engine.metrics.batches
