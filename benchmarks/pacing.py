@@ -5,7 +5,8 @@ one second's worth) and answers 429 with ``Retry-After`` and ``X-RateLimit-Reset
 child process over the same generated call events (``segment_bridge.samples`` through the default mapping), 4
 batches of 500 in flight:
 
-* ``paced N``: this version's engine with ``--max-rate N`` (its shared pause after a 429 included);
+* ``paced N``: this version's ``replay`` (the delivery engine) with ``--max-rate N`` (its shared pause after a 429
+  included);
 * ``baseline``: the code installed at ``--baseline`` (today's per-batch retries, no pacing), run by its own
   interpreter, for the same input against the same stand-in.
 
@@ -25,7 +26,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,43 +63,19 @@ def child_baseline(count: int, url: str) -> dict[str, Any]:
 
 
 def child_paced(count: int, url: str, rate: float) -> dict[str, Any]:
-    """This version with a pacer of ``rate`` events/s (0: unlimited, the shared pause only)."""
-    import asyncio
-
+    """This version's replay (the delivery engine) with ``--max-rate rate`` (0: unlimited, the shared pause only)."""
     from segment_bridge.delivery import SegmentTransport
-    from segment_bridge.exceptions import RetryableDeliveryError
-    from segment_bridge.pacing import Pacer
+    from segment_bridge.delivery.pacing import RatePacer
+    from segment_bridge.replay import replay
 
-    # Until the delivery engine takes a pacer, a minimal driver in its image: CONCURRENCY batches in flight, each
-    # awaiting the pacer before every attempt and reporting its 429 through pause() before its own retry.
     items = _items(count)
-    calls = [translation.track for _, translation in items if translation.track is not None]
-    batches: Iterator[list[Any]] = (calls[i : i + BATCH] for i in range(0, len(calls), BATCH))
     transport = SegmentTransport(WRITE_KEY, host=url)
-    pacer = Pacer(rate)
-    delivered = 0
-
-    async def worker() -> None:
-        nonlocal delivered
-        for batch in batches:
-            for _attempt in range(8):
-                await pacer.acquire(len(batch))
-                try:
-                    await asyncio.to_thread(transport.send, batch)
-                except RetryableDeliveryError as error:
-                    pacer.pause(error.retry_after, len(batch))
-                    continue
-                delivered += len(batch)
-                break
-
-    async def main() -> None:
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-
+    pacer = RatePacer(rate)
     start = time.perf_counter()
-    asyncio.run(main())
+    summary = replay(items, transport, concurrency=CONCURRENCY, max_messages=BATCH, pacer=pacer)
     seconds = time.perf_counter() - start
-    metrics = pacer.metrics()
-    return {"sent": count, "seconds": seconds, "delivered": delivered, "paused": metrics.paused_seconds}
+    paused = pacer.metrics().paused_seconds
+    return {"sent": count, "seconds": seconds, "delivered": summary.delivered, "paused": paused}
 
 
 # -- parent side -------------------------------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """Pacing: one events-per-second limit shared by every request in flight, and one back-off after Segment's 429.
 
 Segment allows a workspace **1,000 events/s**, shared by every source of it; above that it answers 429 with
-``Retry-After`` and ``X-RateLimit-Reset``. A :class:`Pacer` keeps a process under its own share:
+``Retry-After`` and ``X-RateLimit-Reset``. A :class:`RatePacer`, the delivery engine's
+:class:`~segment_bridge.delivery.engine.Pacer` hook, keeps a process under its own share:
 
-* :meth:`Pacer.acquire` is awaited before each request with the number of messages (Segment counts events, not
+* :meth:`RatePacer.acquire` is awaited before each request with the number of messages (Segment counts events, not
   requests). It waits until the limit allows them and returns ``True``, or returns ``False`` at once when they
   could not go before the caller's deadline (those messages time out rather than wait in vain).
-* :meth:`Pacer.pause` is called after a 429 with the wait Segment asked for. *All* sending stops until then
+* :meth:`RatePacer.pause` is called after a 429 with the wait Segment asked for. *All* sending stops until then
   (capped at ``max_pause``), not just the batch that was refused: otherwise every batch in flight hits the limit,
   waits, and returns together to hit it again. Sending then resumes from an empty bucket, so the requests held
   back do not go out in one burst, at what Segment let through in the second before the 429 if that is less than
@@ -26,7 +27,7 @@ counts over, and live traffic (``serve``, other sources) shares it: a small buck
 (a pipe that went quiet, a resumed run) from surging past its share; in any span of ``T`` seconds at most
 ``max_rate x (T + BURST_SECONDS)`` events plus one batch go out.
 
-``max_rate = 0`` means unlimited: :meth:`~Pacer.acquire` returns at once until the first 429; then it waits out
+``max_rate = 0`` means unlimited: :meth:`~RatePacer.acquire` returns at once until the first 429; then it waits out
 the pause, and paces at the rate learned from the 429 as it grows back.
 
 **Concurrency.** The engine runs on one asyncio loop, and the pacer's state changes only between awaits; it is
@@ -53,8 +54,8 @@ __all__ = [
     "LEARN_DOUBLING_SECONDS",
     "LEARN_WINDOW_SECONDS",
     "RATE_WINDOW_SECONDS",
-    "Pacer",
     "PacerMetrics",
+    "RatePacer",
 ]
 
 #: Seconds of allowance the bucket holds: the burst that may follow an idle spell.
@@ -85,7 +86,7 @@ class PacerMetrics:
     Attributes:
         max_rate: the configured limit in events/s (0: unlimited).
         rate_in_force: the limit now: ``max_rate``, or lower for a while after a 429 (0: unlimited).
-        rate_limited: 429 answers reported through :meth:`Pacer.pause`.
+        rate_limited: 429 answers reported through :meth:`RatePacer.pause`.
         paused_seconds: time all sending was held after 429s (overlapping pauses counted once).
         current_rate: events let through over the last :data:`RATE_WINDOW_SECONDS`, per second.
         events: events let through since the pacer was made.
@@ -99,7 +100,7 @@ class PacerMetrics:
     events: int
 
 
-class Pacer:
+class RatePacer:
     """A process-wide limit in events per second, with a shared pause after 429.
 
     Args:
@@ -146,7 +147,7 @@ class Pacer:
         self._recent_events = 0
 
     def __repr__(self) -> str:
-        return f"Pacer(max_rate={self.max_rate:g}, max_pause={self.max_pause:g})"
+        return f"RatePacer(max_rate={self.max_rate:g}, max_pause={self.max_pause:g})"
 
     @property
     def limited(self) -> bool:

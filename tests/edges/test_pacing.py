@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from segment_bridge.pacing import LEARN_DOUBLING_SECONDS, RATE_WINDOW_SECONDS, Pacer
+from segment_bridge.delivery.pacing import LEARN_DOUBLING_SECONDS, RATE_WINDOW_SECONDS, RatePacer
 
 
 class VirtualTime:
@@ -48,8 +48,8 @@ def run(coroutine: Callable[[], Awaitable[object]]) -> object:
     return asyncio.run(asyncio.wait_for(coroutine(), timeout=5))  # type: ignore[arg-type]
 
 
-def paced(rate: float, clock: VirtualTime, **options: float) -> Pacer:
-    return Pacer(rate, clock=clock, sleep=clock.sleep, **options)
+def paced(rate: float, clock: VirtualTime, **options: float) -> RatePacer:
+    return RatePacer(rate, clock=clock, sleep=clock.sleep, **options)
 
 
 def test_unlimited_never_waits() -> None:
@@ -230,7 +230,7 @@ def test_overlapping_pauses_count_every_429_and_each_second_once() -> None:
 def test_a_waiter_that_slept_through_a_new_pause_queues_again() -> None:
     async def main() -> list[float]:
         clock = HeldTime()
-        pacer = Pacer(100, clock=clock, sleep=clock.sleep)
+        pacer = RatePacer(100, clock=clock, sleep=clock.sleep)
         sent: list[float] = []
 
         async def send(n: int) -> None:
@@ -290,12 +290,12 @@ def test_current_rate_is_measured_over_the_recent_window() -> None:
 @pytest.mark.parametrize("rate", [-1, float("inf"), float("nan")])
 def test_a_rate_that_is_not_a_finite_positive_number_or_zero_is_refused(rate: float) -> None:
     with pytest.raises(ValueError, match="max_rate"):
-        Pacer(rate)
+        RatePacer(rate)
 
 
 def test_one_pacer_shared_by_threads_each_with_its_own_loop_keeps_one_rate() -> None:
     # Real time, kept short: 2 threads x 10 x 100 events at 10,000/s need at least 0.19 s in all.
-    pacer = Pacer(10_000)
+    pacer = RatePacer(10_000)
     errors: list[BaseException] = []
 
     def worker() -> None:
