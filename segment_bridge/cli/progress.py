@@ -166,10 +166,12 @@ class ReplayProgress:
         )
 
     def postfix(self, counts: Counts) -> str:
-        """The figures after the bar: events/s and the outcomes so far."""
+        """The figures after the bar: events settled per second, and the outcomes so far."""
         elapsed = max(self._clock() - self._started, 1e-9)
+        # Settled, not read: reading runs ahead of delivery by the batches in flight, and pacing sets the pace.
+        settled = counts.delivered + counts.refused_total + counts.failed
         return (
-            f"{counts.events / elapsed:,.0f} events/s · {self.verb} {counts.delivered:,} · "
+            f"{settled / elapsed:,.0f} events/s · {self.verb} {counts.delivered:,} · "
             f"refused {counts.refused_total:,} · failed {counts.failed:,}"
         )
 

@@ -16,7 +16,8 @@ was interrupted or stopped by a read error: the command writes it on every way o
 ``status`` is ``completed``, ``interrupted`` (Ctrl-C), ``error`` (an input could not be read to its end, an output
 not written: ``error`` says which and why) or ``output_closed`` (standard output went away). An input's
 ``settled_through`` is the last position (line, and column for a value inside a line) up to which every event of it
-was delivered, refused or acknowledged (or, for ``translate``, written); ``complete`` says every event of it was.
+was delivered, refused or acknowledged (or, for ``translate``, written); ``complete`` says every event of it was
+(``replay`` then gives no position for an input before the one it settled last: it does not keep where each ended).
 """
 
 from __future__ import annotations
