@@ -58,6 +58,7 @@ import orjson
 
 from segment_bridge.delivery.engine import DeliveryEngine
 from segment_bridge.delivery.hooks import EngineMetrics, MessageStatus
+from segment_bridge.delivery.pacing import RatePacer
 from segment_bridge.exceptions import DeliveryError, MissingExtraError, PermanentDeliveryError, RetryableDeliveryError
 from segment_bridge.outcomes import Outcome, Refusal, RefusalReason, Translation
 from segment_bridge.server.config import ServerConfig
@@ -158,6 +159,9 @@ class _Bridge:
         hash_key = config.hash_key.get_secret_value().encode() if config.hash_key is not None else None
         self.mapping = mapping if mapping is not None else load_mapping(settings.mapping, hash_key=hash_key)
         self.metrics = _Metrics()
+        # One limit for every request of this process: Segment's allowance is the workspace's (README: Pacing).
+        self.pacer = RatePacer(config.max_rate)
+        self.metrics.watch_pacer(self.pacer)
         self.health = _Health()
         inner = transport if transport is not None else _default_transport(settings, config)
         self.transport = _InstrumentedTransport(inner, self.metrics, self.health)
@@ -208,6 +212,7 @@ class _Bridge:
             max_in_flight=self.config.max_in_flight,
             attempt_reserve=_ATTEMPT_RESERVE,
             metrics=_BatchWatch(self._on_batch),
+            pacer=self.pacer,
         )
         if self.config.insecure_no_signature:
             logger.warning(
