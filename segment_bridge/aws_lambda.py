@@ -525,7 +525,7 @@ def load_runtime(environ: Mapping[str, str]) -> LambdaRuntime:
         safety_margin=margin,
         max_messages=batch_size,
         dead_letter=_dead_letter(environ),
-        pacer=RatePacer(max_rate),
+        pacer=RatePacer(max_rate, learn=False),
     )
     _emit(
         logging.INFO,

@@ -27,6 +27,11 @@ counts over, and live traffic (``serve``, other sources) shares it: a small buck
 (a pipe that went quiet, a resumed run) from surging past its share; in any span of ``T`` seconds at most
 ``max_rate x (T + BURST_SECONDS)`` events plus one batch go out.
 
+**Learning is for backfills.** ``learn=False`` (``serve`` and the Lambda) resumes at the configured rate after the
+pause. A live sender's recent rate says how much traffic it had, not what the workspace allows: learned from a quiet
+second, it would hold a burst of calls that follows under that rate for many minutes, and Twilio would be answered
+503 for events that could have gone.
+
 ``max_rate = 0`` means unlimited: :meth:`~RatePacer.acquire` returns at once until the first 429; then it waits out
 the pause, and paces at the rate learned from the 429 as it grows back.
 
@@ -107,6 +112,8 @@ class RatePacer:
         max_rate: events per second; 0 for no limit.
         max_pause: cap on one pause, in seconds.
         burst_seconds: seconds of allowance the bucket holds (see the module docstring).
+        learn: after a 429, pace at what got through in the second before it, growing back (a backfill); ``False``
+            resumes at ``max_rate`` after the pause (a live sender: ``serve``, the Lambda).
         clock: monotonic seconds; deadlines given to :meth:`acquire` are on this clock.
         sleep: how to wait (``asyncio.sleep``; tests pass one that moves their clock).
     """
@@ -117,6 +124,7 @@ class RatePacer:
         *,
         max_pause: float = DEFAULT_MAX_PAUSE,
         burst_seconds: float = BURST_SECONDS,
+        learn: bool = True,
         clock: Clock = time.monotonic,
         sleep: AsyncSleep = asyncio.sleep,
     ) -> None:
@@ -127,6 +135,7 @@ class RatePacer:
         self.max_rate = float(max_rate)
         self.max_pause = float(max_pause)
         self.burst_seconds = float(burst_seconds)
+        self.learn = learn
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -233,7 +242,8 @@ class RatePacer:
         with self._lock:
             self._rate_limited += 1
             now = self._clock()
-            self._learn(now, events, seconds)
+            if self.learn:
+                self._learn(now, events, seconds)
             if seconds is None or not math.isfinite(seconds) or seconds <= 0:
                 return
             until = now + min(seconds, self.max_pause)

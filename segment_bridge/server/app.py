@@ -160,7 +160,7 @@ class _Bridge:
         self.mapping = mapping if mapping is not None else load_mapping(settings.mapping, hash_key=hash_key)
         self.metrics = _Metrics()
         # One limit for every request of this process: Segment's allowance is the workspace's (README: Pacing).
-        self.pacer = RatePacer(config.max_rate)
+        self.pacer = RatePacer(config.max_rate, learn=False)
         self.metrics.watch_pacer(self.pacer)
         self.health = _Health()
         inner = transport if transport is not None else _default_transport(settings, config)

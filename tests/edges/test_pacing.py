@@ -318,3 +318,31 @@ def test_one_pacer_shared_by_threads_each_with_its_own_loop_keeps_one_rate() -> 
     assert errors == []
     assert pacer.metrics().events == 2_000
     assert elapsed >= (2_000 - 1_000) / 10_000
+
+
+def test_a_live_sender_resumes_at_its_configured_rate_after_the_pause() -> None:
+    # serve and the Lambda: a quiet second before a 429 (other sources filled the workspace) must not hold the
+    # calls that follow under that second's rate for minutes.
+    clock = VirtualTime()
+    pacer = paced(500, clock, learn=False)
+    run(lambda: pacer.acquire(10))
+    pacer.pause(2.0, events=10)
+    assert pacer.metrics().rate_in_force == 500
+    run(lambda: pacer.acquire(500))
+    assert clock.now == pytest.approx(3.0, rel=1e-3)  # the pause, then 500 events at 500/s, not at 10/s
+    unlimited = paced(0, clock, learn=False)
+    unlimited.pause(1.0, events=10)
+    start = clock.now
+    run(lambda: unlimited.acquire(5_000))
+    assert clock.now == pytest.approx(start + 1.0)  # the pause only
+    assert unlimited.metrics().rate_limited == 1
+
+
+def test_the_lambda_paces_as_a_live_sender_and_replay_learns() -> None:
+    from segment_bridge import aws_lambda
+    from segment_bridge.cli import build_parser
+    from segment_bridge.cli.replay import _pacer  # type: ignore[attr-defined]
+
+    assert _pacer(build_parser().parse_args(["replay", "x.jsonl"])).learn is True
+    runtime = aws_lambda.load_runtime({"SEGMENT_WRITE_KEY": "k", "SEGMENT_BRIDGE_MAX_RATE": "100"})
+    assert runtime.pacer.learn is False  # type: ignore[attr-defined]

@@ -55,8 +55,9 @@ def test_a_429_pauses_sending_and_shows_in_the_metrics(standin: StandIn, write_k
     assert [r.status for r in standin.requests] == [429, 200]
     assert "segment_bridge_segment_rate_limited_total 1.0" in metrics
     assert "segment_bridge_paced_seconds_total 1.0" in metrics
-    assert "segment_bridge_max_rate " in metrics
     assert "segment_bridge_send_rate " in metrics
+    # A live sender resumes at its configured rate: not at the few events of the second before the 429.
+    assert "segment_bridge_max_rate 100.0" in metrics
 
 
 def test_events_the_limit_cannot_send_within_the_budget_are_answered_503_at_once(
