@@ -99,19 +99,20 @@ class _Observed:
 
     def send(self, batch: Sequence[TrackCall]) -> None:
         metrics = self._metrics
-        metrics.request_started()
+        _counted(metrics.request_started)
         started = time.monotonic()
         try:
             self.inner.send(batch)
         except DeliveryError as error:
-            metrics.request_finished(str(error.status) if error.status is not None else error.kind, _since(started))
+            status = str(error.status) if error.status is not None else error.kind
+            _counted(metrics.request_finished, status, _since(started))
             if error.status == 429 and isinstance(error, RetryableDeliveryError):
                 self._on_429(error.retry_after)
             raise
         except BaseException:
-            metrics.request_finished("internal", _since(started))
+            _counted(metrics.request_finished, "internal", _since(started))
             raise
-        metrics.request_finished("200", _since(started))
+        _counted(metrics.request_finished, "200", _since(started))
 
     def close(self) -> None:
         self.inner.close()
@@ -119,6 +120,18 @@ class _Observed:
 
 def _since(started: float) -> float:
     return time.monotonic() - started
+
+
+def _counted(hook: Callable[..., None], *args: Any) -> None:
+    """Call a metrics hook; what it raises is logged, never the batch's fate.
+
+    A subclass exporting the counts (a registry that refuses a label, a bug) must not fail a batch Segment accepted,
+    nor keep its slot taken: with every slot taken nothing would be sent again, and a drain would wait forever.
+    """
+    try:
+        hook(*args)
+    except Exception as error:
+        logger.error("the delivery engine's metrics hook %s failed: %s", hook.__name__, type(error).__name__)
 
 
 class _Group:
@@ -553,7 +566,7 @@ class DeliveryEngine:
                     outcome = MessageOutcome(sent, _status(error), error, attempts)
             entry.crash = crash
             self._settle_entry(entry, outcome)
-        self.metrics.batch_settled(results)
+        _counted(self.metrics.batch_settled, results)
         # The slot is free before the flush, so that messages waiting for it go now.
         self._in_flight -= 1
         if self._idle is not None and not self._idle.done():
