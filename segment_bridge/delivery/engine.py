@@ -281,8 +281,6 @@ class DeliveryEngine:
         self._idle: asyncio.Future[None] | None = None
         self._draining = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        #: Batches dispatched (before splits): what a Segment request per event figure divides.
-        self.batches_sent = 0
 
     def __repr__(self) -> str:
         return f"DeliveryEngine({self.transport!r}, max_in_flight={self._max_in_flight})"
@@ -438,7 +436,6 @@ class DeliveryEngine:
                 self._settle_entry(entry, MessageOutcome(entry.call, MessageStatus.TIMED_OUT, error))
             return
         self._in_flight += 1
-        self.batches_sent += 1
         loop = self._loop
         assert loop is not None  # noqa: S101 - set by submit, the only way entries get here
         attempt_deadline = None if math.isinf(last_start) else last_start
