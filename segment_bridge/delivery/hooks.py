@@ -59,12 +59,17 @@ class MessageOutcome(msgspec.Struct, frozen=True, gc=False):
             could start in time, ``None`` when the caller's deadline passed while it was queued or in flight.
         attempts: requests made for its (sub-)batch.
         reason: the batch stage's reason when the stage failed it (e.g. ``identity_lookup_failed``), else ``None``.
+
+    To raise a failed outcome's error, raise a new one ``from`` it (``raise MyError(...) from outcome.error``):
+    outcomes are not tracked by the garbage collector, and ``raise outcome.error`` in a frame that holds the
+    outcome leaves a cycle it cannot free.
     """
 
-    # One is made per message, so it is a struct built in C (a frozen dataclass runs a Python __init__), and one
-    # the garbage collector does not track (gc=False): it refers to nothing that could refer back to it. Tracked,
-    # each outcome brought the next full collection closer, and those walk every message replay holds: a third of
-    # replay's CPU per event (benchmarks/README.md).
+    # One is made per message and kept until its caller counts it, so it is a struct the garbage collector does not
+    # track (gc=False): tracked, each outcome brought the next full collection closer, and those walk every message
+    # replay holds (a third of replay's CPU per event; benchmarks/README.md). Safe because nothing an outcome
+    # refers to refers back to it, as long as nobody raises ``outcome.error`` itself from a frame holding the
+    # outcome (the traceback would close a cycle the collector cannot see): raise a new error ``from`` it.
 
     call: TrackCall
     status: MessageStatus
