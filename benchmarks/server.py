@@ -15,7 +15,7 @@ and CPU per request (user + system time of the server process over the measured 
     python benchmarks/server.py --duration 5 --concurrency 100
     python benchmarks/server.py --json results.json
 
-To compare versions or batcher settings in one run, give ``--variant NAME=PATH[,key=value...]`` (repeatable): each
+To compare versions or engine settings in one run, give ``--variant NAME=PATH[,key=value...]`` (repeatable): each
 is ``serve`` importing ``segment_bridge`` from the directory ``PATH`` (for example an extracted
 ``git archive HEAD segment_bridge``), with ``ServerConfig`` fields overridden (``quiet=0.001,max_in_flight=8``).
 ``--rounds N`` measures every target N times, interleaved, and reports medians. Run it from a directory other than

@@ -69,6 +69,7 @@ from segment_bridge.delivery import (
     SegmentTransport,
     Transport,
 )
+from segment_bridge.delivery.batches import too_large_alone
 from segment_bridge.exceptions import (
     BridgeError,
     ConfigurationError,
@@ -79,7 +80,7 @@ from segment_bridge.exceptions import (
 from segment_bridge.mapping import CompiledMapping, load_mapping
 from segment_bridge.outcomes import Outcome, Refusal, RefusalReason
 from segment_bridge.settings import Settings, max_rate_setting
-from segment_bridge.track import MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, TrackCall
+from segment_bridge.track import MAX_BATCH_MESSAGES, TrackCall
 from segment_bridge.translate import translate_record
 
 __all__ = ["LambdaContext", "LambdaRuntime", "handler", "load_runtime", "reset_runtime"]
@@ -409,9 +410,7 @@ class _KinesisBatch:
             if outcome.delivered:
                 self.delivered.add(outcome.call.message_id)
                 self.counts["delivered"] += 1
-            elif isinstance(error, PayloadTooLargeError) and (
-                error.count == 1 or outcome.call.size > MAX_MESSAGE_BYTES
-            ):
+            elif isinstance(error, PayloadTooLargeError) and too_large_alone(error, outcome.call):
                 # One message Segment will never take: retrying it would block the shard for good.
                 self._too_large(outcome.call, error)
             else:
@@ -466,11 +465,6 @@ class _KinesisBatch:
             if record.sequence not in identifiers:
                 identifiers.append(record.sequence)
         return identifiers
-
-
-def _alone(error: PayloadTooLargeError, call: TrackCall) -> bool:
-    """Whether Segment refused this message on its own (a batch split down to it, or over 32 KB, never sent)."""
-    return error.count == 1 or call.size > MAX_MESSAGE_BYTES
 
 
 def _where(record: _Record) -> dict[str, Any]:

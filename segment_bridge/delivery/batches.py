@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from segment_bridge.delivery.retry import Clock, RetryPolicy, Sleep
 from segment_bridge.delivery.transports import Transport
 from segment_bridge.exceptions import (
+    BridgeError,
     DeliveryError,
     PayloadTooLargeError,
     RetryableDeliveryError,
@@ -37,6 +38,7 @@ __all__ = [
     "failure_refusal",
     "iter_batches",
     "send_batch",
+    "too_large_alone",
 ]
 
 #: Messages per request by default: well under Segment's 2,500 (above which it answers 200 and drops
@@ -72,6 +74,15 @@ class BatchResult:
         if self.error is None:
             return []
         return [(call, failure_refusal(call, self.error, self.attempts)) for call in self.calls]
+
+
+def too_large_alone(error: BridgeError | None, call: TrackCall) -> bool:
+    """Whether Segment refused ``call`` on its own as too large, so that no retry can ever deliver it.
+
+    :func:`send_batch` splits a batch answered "too large" until the message is alone, and refuses a message over
+    Segment's 32 KB limit without sending it.
+    """
+    return isinstance(error, PayloadTooLargeError) and (error.count == 1 or call.size > MAX_MESSAGE_BYTES)
 
 
 def failure_refusal(call: TrackCall, error: DeliveryError, attempts: int | None = None) -> Refusal:

@@ -99,19 +99,20 @@ class _Observed:
 
     def send(self, batch: Sequence[TrackCall]) -> None:
         metrics = self._metrics
-        metrics.request_started()
+        _counted(metrics.request_started)
         started = time.monotonic()
         try:
             self.inner.send(batch)
         except DeliveryError as error:
-            metrics.request_finished(str(error.status) if error.status is not None else error.kind, _since(started))
+            status = str(error.status) if error.status is not None else error.kind
+            _counted(metrics.request_finished, status, _since(started))
             if error.status == 429 and isinstance(error, RetryableDeliveryError):
                 self._on_429(error.retry_after, len(batch))
             raise
         except BaseException:
-            metrics.request_finished("internal", _since(started))
+            _counted(metrics.request_finished, "internal", _since(started))
             raise
-        metrics.request_finished("200", _since(started))
+        _counted(metrics.request_finished, "200", _since(started))
 
     def close(self) -> None:
         self.inner.close()
@@ -119,6 +120,18 @@ class _Observed:
 
 def _since(started: float) -> float:
     return time.monotonic() - started
+
+
+def _counted(hook: Callable[..., None], *args: Any) -> None:
+    """Call a metrics hook; what it raises is logged, never the batch's fate.
+
+    A subclass exporting the counts (a registry that refuses a label, a bug) must not fail a batch Segment accepted,
+    nor keep its slot taken: with every slot taken nothing would be sent again, and a drain would wait forever.
+    """
+    try:
+        hook(*args)
+    except Exception as error:
+        logger.error("the delivery engine's metrics hook %s failed: %s", hook.__name__, type(error).__name__)
 
 
 class _Group:
@@ -268,8 +281,6 @@ class DeliveryEngine:
         self._idle: asyncio.Future[None] | None = None
         self._draining = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        #: Batches dispatched (before splits): what a Segment request per event figure divides.
-        self.batches_sent = 0
 
     def __repr__(self) -> str:
         return f"DeliveryEngine({self.transport!r}, max_in_flight={self._max_in_flight})"
@@ -425,7 +436,6 @@ class DeliveryEngine:
                 self._settle_entry(entry, MessageOutcome(entry.call, MessageStatus.TIMED_OUT, error))
             return
         self._in_flight += 1
-        self.batches_sent += 1
         loop = self._loop
         assert loop is not None  # noqa: S101 - set by submit, the only way entries get here
         attempt_deadline = None if math.isinf(last_start) else last_start
@@ -553,7 +563,7 @@ class DeliveryEngine:
                     outcome = MessageOutcome(sent, _status(error), error, attempts)
             entry.crash = crash
             self._settle_entry(entry, outcome)
-        self.metrics.batch_settled(results)
+        _counted(self.metrics.batch_settled, results)
         # The slot is free before the flush, so that messages waiting for it go now.
         self._in_flight -= 1
         if self._idle is not None and not self._idle.done():

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+import msgspec
+
 from segment_bridge.delivery.batches import BatchResult
 from segment_bridge.exceptions import BridgeError
 from segment_bridge.track import TrackCall
@@ -47,8 +49,7 @@ class MessageStatus(StrEnum):
     TIMED_OUT = "timed_out"
 
 
-@dataclass(frozen=True, slots=True)
-class MessageOutcome:
+class MessageOutcome(msgspec.Struct, frozen=True, gc=False):
     """One message's outcome, in the order the caller submitted it.
 
     Attributes:
@@ -59,7 +60,17 @@ class MessageOutcome:
             could start in time, ``None`` when the caller's deadline passed while it was queued or in flight.
         attempts: requests made for its (sub-)batch.
         reason: the batch stage's reason when the stage failed it (e.g. ``identity_lookup_failed``), else ``None``.
+
+    To raise a failed outcome's error, raise a new one ``from`` it (``raise MyError(...) from outcome.error``):
+    outcomes are not tracked by the garbage collector, and ``raise outcome.error`` in a frame that holds the
+    outcome leaves a cycle it cannot free.
     """
+
+    # One is made per message and kept until its caller counts it, so it is a struct the garbage collector does not
+    # track (gc=False): tracked, each outcome brought the next full collection closer, and those walk every message
+    # replay holds (a third of replay's CPU per event; benchmarks/README.md). Safe because nothing an outcome
+    # refers to refers back to it, as long as nobody raises ``outcome.error`` itself from a frame holding the
+    # outcome (the traceback would close a cycle the collector cannot see): raise a new error ``from`` it.
 
     call: TrackCall
     status: MessageStatus

@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from segment_bridge.delivery.batches import too_large_alone
 from segment_bridge.delivery.engine import DeliveryEngine
 from segment_bridge.delivery.hooks import EngineMetrics, MessageStatus
 from segment_bridge.delivery.pacing import RatePacer
@@ -70,7 +71,6 @@ from segment_bridge.server.handling import (
     _rejected,
     _settle_recorded,
     _test_id,
-    _too_large_alone,
 )
 from segment_bridge.server.health import _Health
 from segment_bridge.server.logs import _line, _safe_url, logger
@@ -476,7 +476,7 @@ class _Bridge:
             error = outcome.error if isinstance(outcome.error, DeliveryError) else None
             if outcome.delivered:
                 report.outcome = "delivered"
-            elif error is not None and _too_large_alone(error, call):
+            elif error is not None and too_large_alone(error, call):
                 # Segment refuses this message even alone: retrying can never help. Acknowledged only once it
                 # is in the dead-letter file; a log line is no record to replay from.
                 from segment_bridge.delivery import failure_refusal

@@ -11,10 +11,11 @@ from typing import Any
 
 import orjson
 
-from segment_bridge.exceptions import DeliveryError, PayloadTooLargeError, PermanentDeliveryError
+from segment_bridge.delivery.batches import too_large_alone
+from segment_bridge.exceptions import DeliveryError, PermanentDeliveryError
 from segment_bridge.outcomes import Translation
 from segment_bridge.server.config import _route_path
-from segment_bridge.track import MAX_MESSAGE_BYTES, TrackCall
+from segment_bridge.track import TrackCall
 
 
 def _settle_recorded(futures: list[asyncio.Future[Exception | None]], errors: list[Exception | None]) -> None:
@@ -35,18 +36,9 @@ def _test_id(element: Any) -> str | None:
     return str(value) if value is not None else None
 
 
-def _too_large_alone(error: DeliveryError, call: TrackCall) -> bool:
-    """Whether Segment refused this message on its own as too large, so that no retry can ever deliver it.
-
-    :func:`~segment_bridge.delivery.send_batch` splits a batch answered "too large" until the message is alone,
-    and refuses a message over Segment's 32 KB limit without sending it.
-    """
-    return isinstance(error, PayloadTooLargeError) and (error.count == 1 or call.size > MAX_MESSAGE_BYTES)
-
-
 def _rejected(error: DeliveryError, call: TrackCall) -> bool:
     """A batch-level permanent refusal (write key, 403, 404, a 400 not "too large"): answered 503, never 200."""
-    return isinstance(error, PermanentDeliveryError) and not _too_large_alone(error, call)
+    return isinstance(error, PermanentDeliveryError) and not too_large_alone(error, call)
 
 
 def _event_of(translations: list[Translation], call: TrackCall) -> Any:
