@@ -27,11 +27,14 @@ from segment_bridge._resources import packaged_mapping
 from segment_bridge.catalog import STATUS_CALLBACK_PARAMETERS, SUPPORTED_TYPES
 from segment_bridge.events import CallEventDecoder, call_event_decoder
 from segment_bridge.exceptions import ConfigurationError, MappingError
+from segment_bridge.external_ids import EXTERNAL_ID_PROPERTY, ExternalIdRule, ExternalIds
 from segment_bridge.track import MAX_MESSAGE_ID_LENGTH
 
 __all__ = [
     "CompiledMapping",
+    "ExternalIdSpec",
     "IdentitySpec",
+    "LookupSpec",
     "MappingSpec",
     "PropertySpec",
     "load_mapping",
@@ -61,6 +64,7 @@ _INTEGER = re.compile(r"-?[0-9]+")
 _EVENT_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*( [A-Z][A-Za-z0-9]*)+$")
 _PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 _RESERVED_PROPERTIES = frozenset({"revenue", "currency", "value"})
+_PHONES_PARAMETER = re.compile(r"(?<![:\w]):phones\b")
 
 
 def _check_source(ref: str) -> str:
@@ -98,16 +102,65 @@ class PropertySpec(_Strict):
         return self
 
 
+class LookupSpec(_Strict):
+    """The ``userId`` lookup in the team's own customer table (used only when SEGMENT_BRIDGE_IDENTITY_URL is set).
+
+    The database URL is never part of the mapping: it may hold a password.
+    """
+
+    #: SQL run once per delivery batch with ``:phones`` bound to the batch's distinct phone external ids; it returns
+    #: the columns ``phone`` and ``user_id``.
+    query: str = Field(min_length=1)
+    #: What happens to a call whose lookup failed (database down, timeout): sent without ``userId``, or retried.
+    on_error: Literal["send", "retry"] = "send"
+    #: Seconds each query may take.
+    timeout: float = Field(default=2.0, gt=0, le=300)
+    #: Seconds a found ``userId`` (or a phone found in no row) is remembered.
+    cache_ttl: float = Field(default=300.0, gt=0)
+    #: Phone numbers remembered at most.
+    cache_size: int = Field(default=100_000, ge=1)
+
+    @field_validator("query")
+    @classmethod
+    def _binds_phones(cls, query: str) -> str:
+        if not _PHONES_PARAMETER.search(query):
+            raise ValueError("the query must use the :phones parameter, e.g. 'WHERE phone_e164 IN :phones'")
+        return query
+
+
 class IdentitySpec(_Strict):
     """Where ``anonymousId`` and ``userId`` come from; the first present source wins."""
 
     anonymous_id: tuple[str, ...] = ("derived:customer_phone", "param:CallSid", "data:sid")
     user_id: tuple[str, ...] = ()
+    lookup: LookupSpec | None = None
 
     @field_validator("anonymous_id", "user_id")
     @classmethod
     def _sources(cls, refs: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(_check_source(ref) for ref in refs)
+
+
+class ExternalIdSpec(_Strict):
+    """One Segment Unify identifier, sent in the message's ``context.externalIds``."""
+
+    #: The identifier's type as the Unify space names it (``phone``, ``email``, ...); Segment wants lower case.
+    type: str = Field(min_length=1)
+    from_: tuple[str, ...] = Field(alias="from", min_length=1)
+    collection: str = Field(default="users", min_length=1)
+    encoding: Literal["none"] = "none"
+    #: A phone number: sent only when the value is an E.164 number (Twilio's ``client:`` and ``sip:`` identities
+    #: are not), and hashed like phone-number properties when ``[hashing] phone_numbers`` is on.
+    e164_only: bool = False
+
+    @field_validator("from_")
+    @classmethod
+    def _sources(cls, refs: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_check_source(ref) for ref in refs)
+
+    def is_phone_number(self) -> bool:
+        """Whether the value is a phone number, hashed when the mapping hashes phone numbers."""
+        return self.e164_only or any(ref in _PHONE_SOURCES for ref in self.from_)
 
 
 class HashingSpec(_Strict):
@@ -140,6 +193,7 @@ class MappingSpec(_Strict):
     identity: IdentitySpec = IdentitySpec()
     hashing: HashingSpec = HashingSpec()
     properties: dict[str, PropertySpec] = Field(default_factory=dict)
+    external_ids: tuple[ExternalIdSpec, ...] = ()
     lint_: LintSpec = Field(default=LintSpec(), alias="lint")
 
     @field_validator("events")
@@ -152,12 +206,51 @@ class MappingSpec(_Strict):
                 )
         return events
 
+    @model_validator(mode="after")
+    def _lookup_has_phones(self) -> MappingSpec:
+        if self.identity.lookup is not None and not any(item.type == "phone" for item in self.external_ids):
+            raise ValueError(
+                'identity.lookup looks up the phone external id: add an [[external_ids]] entry with type = "phone"'
+            )
+        return self
+
     def source_refs(self) -> set[str]:
         """Every value source the mapping reads."""
         refs = {*self.identity.anonymous_id, *self.identity.user_id}
-        for prop in self.properties.values():
+        for prop in self.applied_properties().values():
             refs.update(prop.from_)
         return refs
+
+    def applied_properties(self) -> dict[str, PropertySpec]:
+        """The properties the compiled mapping reads: ``properties``, then one per external id.
+
+        An external id is read exactly as a property is (every decode path already knows how), under a name no
+        TOML property can collide with, and moved into ``context.externalIds`` after mapping
+        (:class:`segment_bridge.external_ids.ExternalIds`), where it is checked and hashed.
+        """
+        if not self.external_ids:
+            return self.properties
+        return {
+            **self.properties,
+            **{
+                f"{EXTERNAL_ID_PROPERTY}{index}": PropertySpec(from_=item.from_)
+                for index, item in enumerate(self.external_ids)
+            },
+        }
+
+    def external_id_rules(self) -> tuple[ExternalIdRule, ...]:
+        """What :class:`ExternalIds` needs of each external id, in the mapping's order."""
+        hashing = self.hashing.phone_numbers
+        return tuple(
+            ExternalIdRule(
+                type=item.type,
+                collection=item.collection,
+                encoding=item.encoding,
+                e164_only=item.e164_only,
+                hashed=hashing and item.is_phone_number(),
+            )
+            for item in self.external_ids
+        )
 
     def lint(self) -> list[str]:
         """Lint findings: Segment's naming spec, and ``param:`` sources Twilio does not document.
@@ -175,6 +268,18 @@ class MappingSpec(_Strict):
                 findings.append(f"properties.{name}: property names should be snake_case")
             elif name in _RESERVED_PROPERTIES:
                 findings.append(f"properties.{name}: '{name}' is reserved by Segment's spec; rename it")
+        for index, item in enumerate(self.external_ids):
+            place = f"external_ids.{index}"
+            if item.type != item.type.lower():
+                findings.append(
+                    f"{place}.type: Segment external id types are lower case; write {item.type.lower()!r}, as the "
+                    "identifier is named in your Unify space"
+                )
+            if item.type == "phone" and not item.e164_only:
+                findings.append(
+                    f"{place}.e164_only: a phone identifier should set e164_only = true, so that client: and sip: "
+                    "identities are not sent as phone numbers"
+                )
         findings += self._unknown_params()
         return findings
 
@@ -182,6 +287,7 @@ class MappingSpec(_Strict):
         known = {*_KNOWN_PARAMS, *self.lint_.known_params, *(_snake(name) for name in self.lint_.known_params)}
         places = [("identity.anonymous_id", self.identity.anonymous_id), ("identity.user_id", self.identity.user_id)]
         places += [(f"properties.{name}.from", prop.from_) for name, prop in self.properties.items()]
+        places += [(f"external_ids.{index}.from", item.from_) for index, item in enumerate(self.external_ids)]
         findings = []
         for place, refs in places:
             for ref in refs:
@@ -200,7 +306,7 @@ class MappingSpec(_Strict):
 _KNOWN_KEYS = sorted(
     {
         alias or name
-        for model in (MappingSpec, PropertySpec, IdentitySpec, HashingSpec, LintSpec)
+        for model in (MappingSpec, PropertySpec, IdentitySpec, LookupSpec, ExternalIdSpec, HashingSpec, LintSpec)
         for name, info in model.model_fields.items()
         for alias in (info.alias,)
     }
@@ -406,7 +512,7 @@ def _applier_body(spec: MappingSpec, fields: Mapping[str, str] | None) -> list[s
     """The compiled mapping's code; ``fields`` as for :func:`_lookup`. Constants are ``_constant_<index>``."""
     hashing = spec.hashing.phone_numbers
     body = ["get = params.get", "result = {}"] if fields is None else ["result = {}"]
-    for index, (name, prop) in enumerate(spec.properties.items()):
+    for index, (name, prop) in enumerate(spec.applied_properties().items()):
         if prop.value is not None:
             body.append(f"result[{name!r}] = _constant_{index}")
             continue
@@ -454,6 +560,8 @@ class CompiledMapping:
     decoder: CallEventDecoder | None = field(default=None, repr=False)
     #: ``apply`` over what ``decoder`` returns: ``apply_decoded(event, event.data, parameters)``.
     apply_decoded: Applier = field(default=_not_compiled, repr=False)
+    #: Moves the external ids ``apply`` read into ``context.externalIds``; ``None`` when the mapping declares none.
+    external_ids: ExternalIds | None = field(default=None, repr=False)
 
     @classmethod
     def compile(cls, spec: MappingSpec, source: str = "<mapping>", *, hash_key: bytes | None = None) -> CompiledMapping:
@@ -500,6 +608,7 @@ class CompiledMapping:
                 else _compile_function("apply_decoded", _applier_body(spec, decoder.attributes), namespace)
             ),
             event_names={event_type: name for event_type, name in spec.events.items() if name},
+            external_ids=ExternalIds(spec.external_id_rules(), hash_value) if spec.external_ids else None,
         )
 
     def event_name(self, event_type: str) -> str | None:
@@ -508,7 +617,10 @@ class CompiledMapping:
 
     def properties(self, event: dict[str, Any], data: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         """The Segment properties of one event; absent values and empty strings are left out."""
-        return self.apply(event, data, params)[2]
+        properties = self.apply(event, data, params)[2]
+        if self.external_ids is not None:
+            self.external_ids.take(properties)
+        return properties
 
     def identity(
         self, event: dict[str, Any], data: dict[str, Any], params: dict[str, Any]

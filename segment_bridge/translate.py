@@ -276,11 +276,16 @@ def _map(
                 raw,
             )
     anonymous_id, user_id, properties = apply(attributes, data, params)
+    # A fresh context per message: callers own their messages and may change them.
+    context: dict[str, Any] = {"library": {"name": _LIBRARY_NAME, "version": __version__}}
+    if mapping.external_ids is not None:
+        external_ids = mapping.external_ids.take(properties)
+        if external_ids:
+            context["externalIds"] = external_ids
     event_id = event.id
     event_type = event.type
     name = mapping.event_names.get(event_type)
     message_id = message_id_for(event.source, event_id, event_type, mapping.spec.message_id_prefix)
-    # A fresh context per message: callers own their messages and may change them.
     if name and user_id is None and anonymous_id is not None:  # the usual message, built in one go
         message: dict[str, Any] = {
             "type": "track",
@@ -288,7 +293,7 @@ def _map(
             "anonymousId": anonymous_id,
             "properties": properties,
             "timestamp": timestamp,
-            "context": {"library": {"name": _LIBRARY_NAME, "version": __version__}},
+            "context": context,
             "messageId": message_id,
         }
     else:
@@ -301,7 +306,7 @@ def _map(
             message["anonymousId"] = anonymous_id
         message["properties"] = properties
         message["timestamp"] = timestamp
-        message["context"] = {"library": {"name": _LIBRARY_NAME, "version": __version__}}
+        message["context"] = context
         message["messageId"] = message_id
     try:
         body = orjson.dumps(message)

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from segment_bridge.external_ids import EXTERNAL_ID_PROPERTY
 from segment_bridge.mapping import CompiledMapping, MappingSpec, parse_mapping
 from segment_bridge.mapping import load_mapping as load
 
@@ -114,7 +115,7 @@ def reference(
 ) -> tuple[str | None, str | None, dict[str, Any]]:
     hashing = spec.hashing.phone_numbers
     properties: dict[str, Any] = {}
-    for name, prop in spec.properties.items():
+    for name, prop in spec.applied_properties().items():
         if prop.value is not None:
             properties[name] = prop.value
             continue
@@ -177,7 +178,9 @@ def test_compiled_mapping_follows_the_rules(
     expected = reference(spec, event, data, params)
     # repr: the same keys in the same order, and the same types (True == 1, but they are different properties).
     assert repr(compiled.apply(event, data, params)) == repr(expected)
-    assert repr(compiled.properties(event, data, params)) == repr(expected[2])
+    # properties() is what Segment gets: the external ids apply() carries are moved to context.externalIds.
+    properties = {name: value for name, value in expected[2].items() if not name.startswith(EXTERNAL_ID_PROPERTY)}
+    assert repr(compiled.properties(event, data, params)) == repr(properties)
     assert compiled.identity(event, data, params) == expected[:2]
 
 
