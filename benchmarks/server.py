@@ -89,7 +89,11 @@ def run_bare_app() -> None:
 _VARIANT_LAUNCHER = """
 import dataclasses, json, logging, math, os, sys
 import uvicorn
-from segment_bridge.server import _config_from_args, add_serve_arguments, create_app
+try:  # the layout since the server became a package; a variant may be older code
+    from segment_bridge.cli.serve import _config_from_args, add_serve_arguments
+except ImportError:
+    from segment_bridge.server import _config_from_args, add_serve_arguments
+from segment_bridge.server import create_app
 import argparse
 parser = argparse.ArgumentParser()
 add_serve_arguments(parser)

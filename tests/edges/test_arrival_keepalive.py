@@ -1,8 +1,8 @@
-"""The arrival bounds rely on hooks of uvicorn's h11 protocol (``segment_bridge._arrival`` subclasses it). A kept-alive
-connection idle between requests must be the first to go for a new connection, which works only when uvicorn still
-calls the hook the subclass overrides after each response (``on_response_complete``): checked against a real
-``serve`` with the uvicorn installed, and the hooks' presence checked directly, so a uvicorn that renamed them
-fails here instead of leaving ``serve`` silently unguarded."""
+"""The arrival bounds rely on hooks of uvicorn's h11 protocol (``segment_bridge.server.arrival`` subclasses it).
+A kept-alive connection idle between requests must be the first to go for a new connection, which works only when
+uvicorn still calls the hook the subclass overrides after each response (``on_response_complete``): checked
+against a real ``serve`` with the uvicorn installed, and the hooks' presence checked directly, so a uvicorn that
+renamed them fails here instead of leaving ``serve`` silently unguarded."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def test_an_idle_kept_alive_connection_is_the_first_to_go_for_a_new_one() -> Non
 def test_the_uvicorn_hooks_the_arrival_bounds_override_exist() -> None:
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    from segment_bridge._arrival import ArrivalGuardedH11Protocol, check_uvicorn
+    from segment_bridge.server.arrival import ArrivalGuardedH11Protocol, check_uvicorn
 
     check_uvicorn()
     for name in ("connection_made", "data_received", "on_response_complete", "connection_lost"):

@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from segment_bridge import cli
+from segment_bridge.cli import translate as translate_command
 from segment_bridge.deadletter import DeadLetterWriter
 from segment_bridge.mapping import load_mapping
 from segment_bridge.outcomes import Translation
@@ -204,7 +205,7 @@ def test_translate_interrupted_prints_the_summary_and_exits_130(
 ) -> None:
     path = tmp_path / "in.jsonl"
     path.write_bytes(_lines(5))
-    real = cli.translate_record
+    real = translate_command.translate_record
     seen = []
 
     def interrupted_at_the_third(raw: bytes, mapping: Any) -> Any:
@@ -213,7 +214,7 @@ def test_translate_interrupted_prints_the_summary_and_exits_130(
             raise KeyboardInterrupt
         return real(raw, mapping)
 
-    monkeypatch.setattr(cli, "translate_record", interrupted_at_the_third)
+    monkeypatch.setattr(translate_command, "translate_record", interrupted_at_the_third)
     assert cli.main(["translate", str(path)]) == 130
     out, err = capsysbinary.readouterr()
     assert len(out.splitlines()) == 2

@@ -204,7 +204,8 @@ def test_basic_auth_user_info_of_the_destination_is_never_kept() -> None:
     """Twilio sinks may carry ``user:password@``; Twilio signs without it, so the bridge drops it at once."""
     import argparse
 
-    from segment_bridge.server import _worker_options, add_serve_arguments
+    from segment_bridge.cli.serve import add_serve_arguments
+    from segment_bridge.server.run import _worker_options
 
     password = "s3cret-basic-pw"
     destination = f"https://twilio:{password}@bridge.example.com:8443/events?team=a%20b"
@@ -909,7 +910,8 @@ import argparse, sys
 sys.modules["starlette"] = None  # as if the [server] extra were not installed
 sys.modules["uvicorn"] = None
 import segment_bridge
-from segment_bridge.server import add_serve_arguments, serve_main
+from segment_bridge.cli.serve import add_serve_arguments
+from segment_bridge.server.run import serve_main
 parser = argparse.ArgumentParser()
 add_serve_arguments(parser)
 args = parser.parse_args([])
@@ -946,7 +948,7 @@ def test_out_of_range_serve_options_are_one_line_usage_errors(
 ) -> None:
     import argparse
 
-    from segment_bridge.server import add_serve_arguments
+    from segment_bridge.cli.serve import add_serve_arguments
 
     parser = argparse.ArgumentParser(prog="segment-bridge serve")
     add_serve_arguments(parser)
@@ -961,7 +963,7 @@ def test_out_of_range_serve_options_are_one_line_usage_errors(
 def test_serve_options_in_range_parse() -> None:
     import argparse
 
-    from segment_bridge.server import add_serve_arguments
+    from segment_bridge.cli.serve import add_serve_arguments
 
     parser = argparse.ArgumentParser()
     add_serve_arguments(parser)

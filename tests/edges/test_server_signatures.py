@@ -465,7 +465,8 @@ def test_worker_processes_get_the_secret_file_paths_never_the_secrets(tmp_path: 
     """``--workers N`` passes options to each worker as JSON: the file paths travel, the secrets are read there."""
     import argparse
 
-    from segment_bridge.server import _config_from_args, _worker_options, add_serve_arguments
+    from segment_bridge.cli.serve import _config_from_args, add_serve_arguments
+    from segment_bridge.server.run import _worker_options
 
     (tmp_path / "token").write_text(f"{TOKEN}\n")
     (tmp_path / "secondary").write_text(f"{SECONDARY}\n")

@@ -16,14 +16,13 @@ A genuine Twilio request arrives in milliseconds, so it is never the one that wa
 signature as soon as it is whole, before it takes a delivery slot. Closed connections are counted in one WARNING
 line at most every :data:`_LOG_INTERVAL` seconds, so an attack cannot flood the log.
 
-Imports uvicorn and h11 (the ``[server]`` extra); :mod:`segment_bridge.server` imports it only when serving.
+Imports uvicorn and h11 (the ``[server]`` extra); :mod:`segment_bridge.server.run` imports it only when serving.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import resource
 import time
 import weakref
@@ -35,9 +34,10 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
+from segment_bridge.server.logs import _line, logger
+
 __all__ = ["ArrivalGuardedH11Protocol", "check_uvicorn", "default_max_connections", "protocol_factory"]
 
-logger = logging.getLogger("segment_bridge.server")
 
 #: File descriptors kept free for everything but client connections: the dead-letter file, Segment connections,
 #: worker threads' files, the listening socket, logs.
@@ -69,8 +69,6 @@ class _Waiting:
         self.closed[why] = self.closed.get(why, 0) + 1
         now = time.monotonic()
         if now - self.last_log >= _LOG_INTERVAL:
-            from segment_bridge.server import _line
-
             self.last_log = now
             counts, self.closed = self.closed, {}
             logger.warning(
@@ -122,6 +120,7 @@ class ArrivalGuardedH11Protocol(H11Protocol):
     # ----- the protocol's events
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """A new connection starts waiting for its first request."""
         super().connection_made(transport)
         if len(self.connections) > self.max_connections:
             victim = next(iter(self._waiting.connections), None)
@@ -135,6 +134,7 @@ class ArrivalGuardedH11Protocol(H11Protocol):
         self._deadline = self.loop.call_at(since + self.read_timeout, self._on_deadline)
 
     def data_received(self, data: bytes) -> None:
+        """Bytes of a request arrive; the deadline starts with the first."""
         if self._since is None and self.conn.their_state not in _ARRIVED:
             # The first byte of a request on a kept-alive connection: its clock starts now.
             self._start_arriving()
@@ -147,6 +147,7 @@ class ArrivalGuardedH11Protocol(H11Protocol):
             self._make_room()
 
     def on_response_complete(self) -> None:
+        """The answer is sent; a kept-alive connection waits again."""
         super().on_response_complete()
         if self.transport.is_closing():
             return
@@ -160,6 +161,7 @@ class ArrivalGuardedH11Protocol(H11Protocol):
         self._settle()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """The connection is gone; it no longer waits."""
         self._done_waiting()
         super().connection_lost(exc)
 

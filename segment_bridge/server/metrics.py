@@ -1,0 +1,138 @@
+"""The app's Prometheus metrics (``GET /metrics``), and a transport wrapper counting and timing Segment requests.
+
+``prometheus_client`` (the ``[server]`` extra) is imported when the metrics are created, not with this module.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from segment_bridge.exceptions import DeliveryError
+from segment_bridge.server.health import _Health
+from segment_bridge.track import TrackCall
+
+if TYPE_CHECKING:
+    from segment_bridge.delivery import Transport
+
+
+class _Metrics:
+    """The app's Prometheus metrics, in a registry of its own (never the global default one)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.events = Counter(
+            "segment_bridge_events",
+            "Events received, by outcome (delivered, acknowledged, refused, failed) and reason.",
+            ["outcome", "reason"],
+            registry=r,
+        )
+        self.responses = Counter(
+            "segment_bridge_http_responses", "Answers to POST /events, by HTTP status.", ["status"], registry=r
+        )
+        self.signature_failures = Counter(
+            "segment_bridge_signature_failures", "Requests refused with 403, by failed check.", ["check"], registry=r
+        )
+        self.segment_requests = Counter(
+            "segment_bridge_segment_requests",
+            "Requests to Segment, by HTTP status or error kind (timeout, connection).",
+            ["status"],
+            registry=r,
+        )
+        self.retries = Counter("segment_bridge_segment_retries", "Segment requests that were retries.", registry=r)
+        self.batch_size = Histogram(
+            "segment_bridge_batch_size",
+            "Messages per Segment batch.",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2500),
+            registry=r,
+        )
+        self.request_latency = Histogram(
+            "segment_bridge_request_duration_seconds",
+            "Time to answer POST /events.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 4.0, 5.0, 10.0),
+            registry=r,
+        )
+        self.segment_latency = Histogram(
+            "segment_bridge_segment_request_duration_seconds",
+            "Time for one Segment request.",
+            buckets=(0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=r,
+        )
+        self.in_progress = Gauge("segment_bridge_requests_in_progress", "POST /events in progress.", registry=r)
+        self.receiving = Gauge(
+            "segment_bridge_requests_receiving",
+            "POST /events whose body is still arriving (they hold no delivery slot until their signature holds).",
+            registry=r,
+        )
+        self.pending = Gauge("segment_bridge_pending_events", "Events waiting for a Segment batch.", registry=r)
+        self.dead_letters = Counter(
+            "segment_bridge_dead_letter_records", "Records written to the dead-letter file.", ["kind"], registry=r
+        )
+        self.rejections = Counter(
+            "segment_bridge_segment_rejections",
+            "Batches Segment rejected for good (wrong write key, 403, 404, a 400 not 'too large'), by status.",
+            ["status"],
+            registry=r,
+        )
+        self.rejecting = Gauge(
+            "segment_bridge_segment_rejecting",
+            "1 while Segment's latest answer to a batch was a rejection (events are answered 503), else 0.",
+            registry=r,
+        )
+        # ``.labels()`` costs a lock and a tuple key per call; the hot path keeps the children it has made.
+        self._event_children: dict[tuple[str, str], Any] = {}
+        self._response_children: dict[int, Any] = {}
+        self._segment_children: dict[str, Any] = {}
+
+    def count_event(self, outcome: str, reason: str) -> None:
+        child = self._event_children.get((outcome, reason))
+        if child is None:
+            child = self._event_children[outcome, reason] = self.events.labels(outcome, reason)
+        child.inc()
+
+    def count_response(self, status: int) -> None:
+        child = self._response_children.get(status)
+        if child is None:
+            child = self._response_children[status] = self.responses.labels(str(status))
+        child.inc()
+
+    def count_segment_request(self, status: str) -> None:
+        # Called from the batch threads: a race makes the same child twice (``labels`` returns one per key).
+        child = self._segment_children.get(status)
+        if child is None:
+            child = self._segment_children[status] = self.segment_requests.labels(status)
+        child.inc()
+
+
+class _InstrumentedTransport:
+    """Wraps a transport to count each Segment request (retries included) by status, and time it."""
+
+    def __init__(self, inner: Transport, metrics: _Metrics, health: _Health) -> None:
+        self.inner = inner
+        self._metrics = metrics
+        self._health = health
+
+    def __repr__(self) -> str:
+        return f"_InstrumentedTransport({self.inner!r})"
+
+    def send(self, batch: Sequence[TrackCall]) -> None:
+        started = time.monotonic()
+        try:
+            self.inner.send(batch)
+        except DeliveryError as error:
+            status = str(error.status) if error.status is not None else error.kind
+            self._metrics.count_segment_request(status)
+            self._health.last_failure = time.monotonic()
+            self._health.last_failure_status = status
+            raise
+        finally:
+            self._metrics.segment_latency.observe(time.monotonic() - started)
+        self._metrics.count_segment_request("200")
+        self._health.last_success = time.monotonic()
+
+    def close(self) -> None:
+        self.inner.close()
