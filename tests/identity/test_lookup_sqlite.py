@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import sqlalchemy as sa
 from identityhelp import QUERY, call_event, calls_for, phone, spec, sqlite_customers
 
 from segment_bridge import ConfigurationError, MissingExtraError, load_mapping, translate
@@ -282,4 +283,51 @@ def test_repr_hides_the_password() -> None:
         assert "***" in repr(lookup)
         assert "s3cr3t-pw" not in lookup.url
     finally:
+        lookup.close()
+
+
+def test_a_database_that_never_answers_is_given_up_on_and_stuck_queries_do_not_pile_up(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A function the query calls blocks until released: no server-side timeout can fire (SQLite's progress handler
+    # does not run inside it), as with a database that stopped answering. The caller stops waiting at the deadline.
+    release = threading.Event()
+    held = "SELECT phone_e164 AS phone, user_id FROM customers WHERE hold() AND phone_e164 IN :phones"
+    lookup = UserIdLookup(url, spec(held, timeout=0.05, on_error="retry"))
+    sa.event.listen(
+        lookup._database.engine,
+        "connect",
+        lambda dbapi, record: dbapi.create_function("hold", 0, lambda: release.wait(30)),
+    )
+    try:
+        failures: list[object] = []
+
+        def stuck(number: int) -> None:
+            failures.extend(lookup.enrich(calls_for([phone(number)])))
+
+        threads = [threading.Thread(target=stuck, args=(n,)) for n in (1, 2, 4, 9)]  # as many as the workers
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert len(failures) == 4
+        for failure in failures:
+            assert isinstance(failure, LookupFailure)
+            assert failure.reason == "identity lookup failed: the database did not answer within 0.05 s"
+        # Every worker is stuck now: the next lookup fails at once instead of queueing behind them.
+        (failure,) = lookup.enrich(calls_for([phone(1)]))
+        assert isinstance(failure, LookupFailure)
+        assert "earlier queries are still waiting for the database" in failure.reason
+        assert (lookup.counters.failed, lookup.counters.queries) == (5, 5)
+        release.set()
+        # Once the database answers again, so does the lookup: the stuck queries end by themselves.
+        pause = threading.Event()
+        for _ in range(1000):
+            (out,) = lookup.enrich(calls_for([phone(2)]))
+            if not isinstance(out, LookupFailure):
+                break
+            pause.wait(0.01)
+        assert out.message.get("userId") == "user-2"  # type: ignore[union-attr]
+    finally:
+        release.set()
         lookup.close()
