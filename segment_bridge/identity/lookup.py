@@ -75,6 +75,14 @@ class LookupCounters:
     cached: int = 0
     queries: int = 0
 
+    def describe(self) -> str:
+        """One line for a command's summary: ``identity lookup: 15 found, 6 not found, 0 with two user ids, ...``."""
+        queries = f"{self.queries} quer{'y' if self.queries == 1 else 'ies'}"
+        return (
+            f"identity lookup: {self.hits} found, {self.misses} not found, {self.conflicts} with two user ids, "
+            f"{self.failed} failed ({queries})"
+        )
+
 
 class UserIdLookup:
     """Looks up ``userId`` by the phone external id of each track call, with ``spec``'s query against ``url``."""

@@ -331,3 +331,10 @@ def test_a_database_that_never_answers_is_given_up_on_and_stuck_queries_do_not_p
     finally:
         release.set()
         lookup.close()
+
+
+def test_counters_describe_themselves_in_one_line(lookup: UserIdLookup) -> None:
+    lookup.enrich(calls_for([phone(1), phone(9), phone(3)]))
+    assert lookup.counters.describe() == (
+        "identity lookup: 1 found, 1 not found, 1 with two user ids, 0 failed (1 query)"
+    )
