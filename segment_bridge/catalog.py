@@ -107,7 +107,8 @@ def _deprecated(event_type: str) -> CatalogEntry:
             hint=f"Subscribe to one of {', '.join(SUPPORTED_TYPES)} instead.",
         )
     hint = (
-        f"Subscribe to {replacement} instead: in the Twilio Console (Event Streams > Manage subscriptions) add it "
+        f"Subscribe to {replacement} instead: `segment-bridge twilio migrate --apply` does it for you; or in the "
+        f"Twilio Console (Event Streams > Manage subscriptions) add it "
         f"to the subscription, or with the Subscribed Events API: POST {_SUBSCRIBED_EVENTS_URL} "
         f"Type={replacement} SchemaVersion=2, then remove the deprecated type with "
         f"DELETE {_SUBSCRIBED_EVENTS_URL}/{event_type}. Add first, then remove, so no call events are missed."

@@ -1,68 +1,94 @@
-"""CloudEvents 1.0 envelopes as Twilio Event Streams sends them, and the ``Voice.WebhookEvent`` data they carry.
+"""CloudEvents as Twilio sends them, their ``Voice.WebhookEvent`` data, and the one decoder of what a valid event is.
 
-Models are frozen and tolerant where Twilio is loose: unknown CloudEvent attributes and unknown ``data`` fields are
-kept (Twilio adds parameters without notice), ``data`` may arrive as a JSON-encoded string, ``data`` keys may be
-camelCase (``eventSid``) or snake_case (``event_sid``), and ``time`` may be absent (the documentation samples put a
-timestamp in ``datacontenttype`` instead). Nothing here reads the clock: an event's time is only ever its own.
+Every input the bridge takes, valid or not, is decoded here, by msgspec, into frozen structs: the envelope's
+attributes are checked while the JSON is parsed, the fields no one reads are skipped without building objects, and
+every refusal of the decoder (not JSON, not a CloudEvent, a field that fails) is said in the words below. Twilio is
+loose and the models are tolerant: unknown attributes and ``data`` fields are allowed (Twilio adds parameters
+without notice), ``data`` may arrive as a JSON-encoded string, its keys may be camelCase or snake_case, and ``time``
+may be absent (the documentation samples put a timestamp in ``datacontenttype`` instead). Nothing here reads the
+clock: an event's time is only ever its own.
+
+Longer than the usual 500 lines because it is the one place that says what an event is: the models, the decoder,
+its words for every refusal, and the rules for the event's own time.
 """
 
 from __future__ import annotations
 
-import json
 import operator
 import re
-from collections.abc import Callable, Iterable
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_tz
 from typing import Annotated, Any, Literal
 
 import msgspec
-import orjson
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic.alias_generators import to_camel
 
 from segment_bridge.exceptions import InvalidEventError
 
 __all__ = [
     "CallEventDecoder",
-    "CallProgressEvent",
     "CallbackRequest",
     "CallbackResponse",
     "CloudEvent",
+    "JSONProblem",
     "TimeZoneError",
     "VoiceCallEvent",
     "call_event_decoder",
+    "decode_json",
     "decode_string_data",
     "event_timestamp",
     "format_timestamp",
     "is_output_form",
-    "loads_exact",
+    "json_kind",
     "parse_event",
     "parse_timestamp",
-    "validation_error_path",
+    "validation_problem",
 ]
 
-
-class _DataModel(BaseModel):
-    model_config = ConfigDict(
-        frozen=True,
-        extra="allow",
-        alias_generator=to_camel,
-        populate_by_name=True,
-        coerce_numbers_to_str=True,
-    )
+_NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 
 
-class CallbackRequest(_DataModel):
+class _Envelope(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """The CloudEvents 1.0 context attributes: the one definition, shared by the public model and the decoder."""
+
+    specversion: Literal["1.0"]
+    id: _NonEmpty
+    source: _NonEmpty
+    type: _NonEmpty
+    time: str | None = None
+    dataschema: str | None = None
+
+
+class CloudEvent(_Envelope, frozen=True, kw_only=True):
+    """A CloudEvents 1.0 envelope, as :func:`parse_event` makes it; extension attributes are in ``extensions``."""
+
+    # Twilio's documentation samples carry a timestamp here: never trust it as a MIME type.
+    datacontenttype: str | None = None
+    subject: str | None = None
+    #: ``data`` as decoded JSON; a JSON-encoded string is decoded (see :func:`decode_string_data`).
+    data: Any = None
+    #: Attributes CloudEvents does not define (``traceparent``, a partner's own), as decoded JSON.
+    extensions: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    @property
+    def schema_version(self) -> int | None:
+        """The trailing version number of ``dataschema`` (``…/Voice.WebhookEvent/2`` → 2), if any."""
+        tail = (self.dataschema or "").rstrip("/").rpartition("/")[2]
+        return int(tail) if tail.isascii() and tail.isdigit() else None
+
+
+class CallbackRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """Twilio's request to the status-callback URL; ``parameters`` are the callback's form fields."""
 
     method: str | None = None
     url: str | None = None
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class CallbackResponse(_DataModel):
+class CallbackResponse(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """The status-callback endpoint's answer, as Twilio recorded it."""
 
     response_code: int | None = None
@@ -72,100 +98,164 @@ class CallbackResponse(_DataModel):
     date_created: str | None = None
 
 
-class VoiceCallEvent(_DataModel):
-    """``data`` of a ``Voice.WebhookEvent`` (schema v1 and v2 are field-identical)."""
+class VoiceCallEvent(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """``data`` of a ``Voice.WebhookEvent`` (schema v1 and v2 are field-identical); see :meth:`from_data`."""
 
-    sid: str
+    sid: _NonEmpty
     request_date_created: str | None = None
     timestamp: str | None = None
     event_sid: str | None = None
     request: CallbackRequest | None = None
     response: CallbackResponse | None = None
 
+    @classmethod
+    def from_data(cls, data: Any) -> VoiceCallEvent:
+        """Validate a CloudEvent's decoded ``data``; snake_case keys (``event_sid``) are read as camelCase ones.
 
-class _Envelope(BaseModel):
-    """The CloudEvents 1.0 context attributes shared by both event models."""
-
-    # Constraints are declared, not written as Python validators: a Python validator makes pydantic build Python
-    # objects for what it checks, which would undo the one-pass JSON validation of the hot path.
-    specversion: Literal["1.0"]
-    id: str = Field(min_length=1)
-    source: str = Field(min_length=1)
-    type: str = Field(min_length=1)
-    time: str | None = None
-    dataschema: str | None = None
-
-
-# Twenty digits in a row: an integer literal that long may not fit in 64 bits, and orjson silently reads such an
-# integer as a float. (Most such runs sit inside strings; those only cost the slower, exact decode below.)
-_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{20}")
-_LONG_DIGITS_TEXT = re.compile(r"[0-9]{20}")
+        Raises:
+            InvalidEventError: ``data`` is not a ``Voice.WebhookEvent``; ``path`` names the offending field.
+        """
+        data = decode_string_data(data)
+        if isinstance(data, dict):
+            data = {**data, **{_camel(key): value for key, value in data.items() if "_" in key}}
+            for part in ("request", "response"):
+                inner = data.get(part)
+                if isinstance(inner, dict):
+                    data[part] = {**inner, **{_camel(key): value for key, value in inner.items() if "_" in key}}
+        try:
+            return msgspec.convert(data, cls)
+        except msgspec.ValidationError as error:
+            path, words = validation_problem(error, "data")
+            raise InvalidEventError(words, path) from None
 
 
-def loads_exact(raw: bytes | str) -> Any:
-    """Decode JSON as orjson does, except that integers beyond 64 bits stay exact integers.
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
-    orjson turns such an integer into a float, which the fast path (pydantic) does not: the same event would be
-    refused alone and translated with a wrong value inside an array or a dead-letter record. Keeping the integer
-    makes both paths refuse it (Segment's JSON takes no integer beyond 64 bits).
 
-    A number beyond double range (``1e400``, a 400-digit integer), which orjson refuses, is read as Python reads
-    it (infinity, an exact integer) when the text is JSON otherwise: the typed decoder skips the fields it does not
-    read without looking at their numbers, so the same event must not be refused here.
+# ---------------------------------------------------------------------------------------------------------------
+# JSON itself: what msgspec refuses, and the two edges it leaves to us.
+#
+# msgspec checks UTF-8 only in the strings it decodes, not in those it skips, so non-ASCII input is checked whole
+# first. Its nesting limit is Python's recursion limit, counted from wherever the caller stands (a web server's stack
+# is deeper than a script's), so the limit is the bridge's own instead: 1,024 levels, whoever calls.
+
+_MAX_DEPTH = 1024
+_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+_DEEP = threading.Lock()
+
+
+class JSONProblem(ValueError):
+    """Input that is not JSON; the message is the reason, in the user's words, with its position."""
+
+
+def _depth(raw: bytes) -> int:
+    """How deep ``raw`` nests (brackets inside strings do not count).
 
     Raises:
-        orjson.JSONDecodeError: the text is not JSON.
+        JSONProblem: it nests more than 1,024 levels deep.
+    """
+    depth = deepest = 0
+    for token in _TOKEN.finditer(raw):
+        char = token.group()
+        if char in (b"[", b"{"):
+            depth += 1
+            if depth > _MAX_DEPTH:
+                raise JSONProblem(f"not JSON: values nested more than 1,024 levels deep at position {token.start()}")
+            deepest = max(deepest, depth)
+        elif char in (b"]", b"}"):
+            depth -= 1
+    return deepest
+
+
+def _decode_deep(decode: Callable[[bytes], Any], raw: bytes) -> Any:
+    """``decode(raw)`` with room for as deep as ``raw`` nests (up to 1,024 levels), from wherever it is called."""
+    depth = _depth(raw)
+    # The limit is the interpreter's, not the thread's: the lock keeps two deep inputs from restoring each
+    # other's. Inputs msgspec decodes within the caller's limit, the usual case, never take it.
+    with _DEEP:
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(limit + depth + 64)
+        try:
+            return decode(raw)
+        finally:
+            sys.setrecursionlimit(limit)
+
+
+def check_text(raw: bytes) -> None:
+    """Refuse bytes that are not UTF-8 anywhere, even in a string msgspec would skip.
+
+    Raises:
+        JSONProblem: the reason, in the user's words.
+    """
+    if not raw.isascii():
+        try:
+            raw.decode()
+        except UnicodeDecodeError as error:
+            raise JSONProblem(f"not JSON: bytes that are not valid UTF-8 at position {error.start}") from None
+
+
+_JSON_WORDS = (
+    ("surrogate", "a lone UTF-16 surrogate escape (\\ud800-\\udfff) in a string"),
+    ("hex escape", "a lone UTF-16 surrogate escape (\\ud800-\\udfff) in a string"),
+    ("UTF-8", "bytes that are not valid UTF-8"),
+    ("truncated", "the text ends before the value does"),
+)
+_AT_BYTE = re.compile(r"\s*\(byte (\d+)\)")
+# A high surrogate escape with no low one after it, outside an escaped backslash: msgspec says "truncated" for
+# one that ends its string.
+_LONE_SURROGATE = re.compile(rb"(?<!\\)(?:\\\\)*(\\u[dD][89abAB][0-9a-fA-F]{2})(?!\\u[dD][c-fC-F])")
+
+
+def json_problem(error: msgspec.DecodeError | RecursionError, raw: bytes) -> str:
+    """Why msgspec refused ``raw`` as JSON, in the user's words."""
+    if isinstance(error, RecursionError):
+        return "not JSON: values nested more than 1,024 levels deep"
+    text = str(error).removeprefix("JSON is malformed: ")
+    found = _AT_BYTE.search(text)
+    position = int(found.group(1)) if found else len(raw)
+    words = _AT_BYTE.sub("", text)
+    lone = _LONE_SURROGATE.search(raw) if "truncated" in text else None
+    if lone is not None:
+        text, position = "surrogate", lone.start(1)
+    for marker, plain in _JSON_WORDS:
+        if marker in text:
+            words = plain
+            break
+    return f"not JSON: {words} at position {position}"
+
+
+def guarded(decode: Callable[[bytes], Any], raw: bytes) -> Any:
+    """``decode(raw)``, with the bridge's nesting limit rather than the caller's stack depth.
+
+    Raises:
+        JSONProblem: nesting deeper than 1,024 levels.
+        msgspec.DecodeError, msgspec.ValidationError: as ``decode`` raises them.
     """
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        if not error.msg.startswith(_BEYOND_DOUBLE):
-            raise
-        return _loads_beyond_double(raw, error)
-    long_digits = _LONG_DIGITS_BYTES if isinstance(raw, bytes) else _LONG_DIGITS_TEXT
-    if long_digits.search(raw):  # type: ignore[arg-type]
-        try:
-            return json.loads(raw)
-        except (ValueError, RecursionError):  # deeper than the standard decoder goes: keep orjson's reading
-            return value
-    return value
+        return decode(raw)
+    except RecursionError:  # msgspec's limit, counted from the caller's stack: try again with room for the input
+        return _decode_deep(decode, raw)
 
 
-_BEYOND_DOUBLE = "number is infinity"  # how orjson's message starts for a number beyond double range
-# Every number literal, where a number can start (not inside a word, a \\u escape, or another number).
-_NUMBER_LITERAL = re.compile(rb"(?<![0-9A-Za-z.\\+-])-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+# Numbers beyond double range (1e400) are read as Python reads them, as infinity, wherever the type is open: an
+# event with one where the mapping does not look still translates, and one it sends is refused at serialization.
+_decode_any = msgspec.json.Decoder(float_hook=float).decode
 
 
-def _zero(found: re.Match[bytes]) -> bytes:
-    return b"0".ljust(len(found.group()), b" ")
+def decode_json(raw: bytes | str) -> Any:
+    """Decode JSON text the bridge has taken: any value, integers exact, numbers beyond double range infinite.
 
-
-def _parse_int(text: str) -> Any:
+    Raises:
+        JSONProblem: the text is not JSON; the message says why.
+    """
+    data = raw.encode() if isinstance(raw, str) else raw
     try:
-        return int(text)
-    except ValueError:  # more digits than Python converts: beyond double range, as orjson reads it
-        return float(text)
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _loads_beyond_double(raw: bytes | str, error: orjson.JSONDecodeError) -> Any:
-    """Read JSON that orjson refused for a number beyond double range, if everything else about it is JSON."""
-    try:
-        data = raw.encode() if isinstance(raw, str) else raw
-    except UnicodeEncodeError:
-        raise error from None
-    # orjson stopped at the first such number: let it judge the rest (strings, UTF-8, depth) with every number
-    # literal made a 0 of the same length; the standard library then reads the numbers, and their syntax.
-    orjson.loads(_NUMBER_LITERAL.sub(_zero, data))
-    try:
-        return json.loads(data, parse_int=_parse_int, parse_constant=_no_constant)
-    except json.JSONDecodeError as problem:  # a number literal orjson would refuse too (01, 1.)
-        raise orjson.JSONDecodeError(problem.msg, problem.doc, problem.pos) from None
-    except (ValueError, RecursionError):
-        raise error from None
+        check_text(data)
+        return guarded(_decode_any, data)
+    except (msgspec.DecodeError, RecursionError) as error:
+        raise JSONProblem(json_problem(error, data)) from None
 
 
 def decode_string_data(value: Any) -> Any:
@@ -175,158 +265,42 @@ def decode_string_data(value: Any) -> Any:
     """
     if isinstance(value, str):
         try:
-            return loads_exact(value)
-        except orjson.JSONDecodeError:
+            return decode_json(value)
+        except (JSONProblem, UnicodeEncodeError):
             return value
     return value
 
 
-class CloudEvent(_Envelope):
-    """A CloudEvents 1.0 envelope. Extension attributes survive in ``model_extra``."""
-
-    model_config = ConfigDict(frozen=True, extra="allow")
-
-    # Twilio's documentation samples carry a timestamp here: never trust it as a MIME type.
-    datacontenttype: str | None = None
-    subject: str | None = None
-    data: Any = None
-
-    @field_validator("data", mode="before")
-    @classmethod
-    def _decode_string_data(cls, value: Any) -> Any:
-        return decode_string_data(value)
-
-    @property
-    def schema_version(self) -> int | None:
-        """The trailing version number of ``dataschema`` (``…/Voice.WebhookEvent/2`` → 2), if any."""
-        tail = (self.dataschema or "").rstrip("/").rpartition("/")[2]
-        return int(tail) if tail.isascii() and tail.isdigit() else None
-
-
-class _CallbackParameters(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    parameters: dict[str, Any] = Field(default_factory=dict)
-
-
-class _CallProgressData(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
-
-    sid: str = Field(min_length=1)
-    timestamp: str | None = None
-    event_sid: str | None = Field(default=None, validation_alias=AliasChoices("eventSid", "event_sid"))
-    request: _CallbackParameters | None = None
-
-
-class CallProgressEvent(_Envelope):
-    """The part of a call-progress CloudEvent that translation reads, validated in one pass.
-
-    This is the hot path's model: it validates the envelope and the ``Voice.WebhookEvent`` fields the bridge uses
-    and skips everything else without building Python objects for it, so JSON goes from bytes to a validated
-    event at about the cost of plain decoding. The full event, unknown fields included, stays available from the
-    original bytes; :class:`CloudEvent` and :class:`VoiceCallEvent` model all of it. ``data`` must be an object:
-    decode a JSON-string ``data`` first (:func:`decode_string_data`).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    data: _CallProgressData
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        """The status-callback parameters (``{}`` when Twilio sent none, as in its documentation samples)."""
-        request = self.data.request
-        return request.parameters if request is not None else {}
-
-
 # ---------------------------------------------------------------------------------------------------------------
-# The hot path's typed decoder: CallProgressEvent's checks, done by msgspec while it parses.
-#
-# pydantic-core validates JSON in one pass too, but at twice msgspec's cost, and it must build a dict of every
-# callback parameter. msgspec decodes into slotted structs and skips what no field names without building it, so
-# the decoder is made per mapping, with a field for exactly the parameters that mapping reads. Whatever it does
-# not accept goes down the general path (orjson, then CallProgressEvent), which decides how to refuse it; so the
-# structs may be stricter than the models, never looser.
+# Validation problems: msgspec's messages, said as the bridge has always said them (a dotted path, then the words).
 
-_NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`")
+_AT_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 
 
-class _DecodedData(msgspec.Struct, frozen=True, gc=False):
-    sid: _NonEmpty
-    timestamp: str | None = None
-    # UNSET, not None, when absent: like the models' alias choice, a present eventSid wins even when it is null.
-    eventSid: str | msgspec.UnsetType | None = msgspec.UNSET  # the JSON key
-    event_sid: str | msgspec.UnsetType | None = msgspec.UNSET
-    request: Any = None
-
-
-class _DecodedEvent(msgspec.Struct, frozen=True, gc=False):
-    specversion: Literal["1.0"]
-    id: _NonEmpty
-    source: _NonEmpty
-    type: _NonEmpty
-    data: _DecodedData
-    time: str | None = None
-    dataschema: str | None = None
-
-
-@dataclass(frozen=True)
-class CallEventDecoder:
-    """Decode and validate one call-progress CloudEvent from JSON, reading only the named callback parameters.
-
-    ``decode(raw)`` returns a struct with the :class:`CallProgressEvent` attributes (``specversion``, ``id``,
-    ``source``, ``type``, ``time``, ``dataschema``, and ``data.sid``, ``data.timestamp``, ``data.eventSid`` /
-    ``data.event_sid``) whose ``parameters`` holds one attribute per parameter key, named in ``attributes``
-    (``None`` when absent). It raises :class:`msgspec.ValidationError` or :class:`msgspec.DecodeError` for anything
-    it does not accept, which includes events the general path translates (``data`` as a string, for one).
-    """
-
-    decode: Any = field(repr=False)
-    #: parameter key as sent (``CallSid``, ``call_sid``) -> attribute of ``parameters``
-    attributes: dict[str, str]
-    #: ``parameters`` when Twilio sent none (``request`` absent or null)
-    empty_parameters: Any = field(repr=False)
-    #: ``time_parameter(parameters)``: the callback's ``Timestamp`` (or ``timestamp``) parameter, or ``None``
-    time_parameter: Callable[[Any], Any] = field(repr=False)
-
-
-def call_event_decoder(parameter_keys: Iterable[str]) -> CallEventDecoder:
-    """Build the typed decoder of call-progress events that reads the given callback parameter keys.
-
-    The ``Timestamp`` parameter is always read: an event's time falls back to it.
-    """
-    keys = sorted({*parameter_keys, "Timestamp", "timestamp"})
-    attributes = {key: f"p{index}" for index, key in enumerate(keys)}
-    parameters = msgspec.defstruct(
-        "_DecodedParameters",
-        [(attribute, Any, None) for attribute in attributes.values()],
-        rename={attribute: key for key, attribute in attributes.items()},
-        frozen=True,
-        gc=False,
-    )
-    request = msgspec.defstruct(
-        "_DecodedRequest",
-        [("parameters", parameters, msgspec.field(default_factory=parameters))],
-        frozen=True,
-        gc=False,
-    )
-    data = msgspec.defstruct(
-        "_DecodedCallData", [("request", request | None, None)], bases=(_DecodedData,), frozen=True, gc=False
-    )
-    event = msgspec.defstruct("_DecodedCallEvent", [("data", data)], bases=(_DecodedEvent,), frozen=True, gc=False)
-    pascal, snake = operator.attrgetter(attributes["Timestamp"]), operator.attrgetter(attributes["timestamp"])
-
-    def time_parameter(parameters: Any) -> Any:
-        return pascal(parameters) or snake(parameters)
-
-    return CallEventDecoder(msgspec.json.Decoder(event).decode, attributes, parameters(), time_parameter)
-
-
-def validation_error_path(error: ValidationError, prefix: str = "") -> tuple[str, str]:
-    """Return ``(dotted field path, message)`` for the first problem of a pydantic error."""
-    first = error.errors(include_url=False, include_input=False)[0]
-    path = ".".join(str(part) for part in (prefix, *first["loc"]) if part != "")
-    return path, first["msg"]
+def validation_problem(error: msgspec.ValidationError, prefix: str = "") -> tuple[str, str]:
+    """Return ``(dotted field path, words)`` for a msgspec validation error."""
+    text = str(error)
+    at = _AT_PATH.search(text)
+    parts = [prefix] if prefix else []
+    if at is not None:
+        text = text[: at.start()]
+        parts += [part for part in re.split(r"[.\[\]]", at.group("path")) if part]
+    missing = _MISSING.match(text)
+    if missing is not None:
+        return ".".join([*parts, missing.group("field")]), "Field required"
+    path = ".".join(parts)
+    if path.endswith("specversion") and path.count(".") == 0:
+        words = "Input should be '1.0'"
+    elif text.startswith(("Expected `object", "Expected `str | object")):
+        words = "Input should be a JSON object"
+    elif text.startswith("Expected `str` of length"):
+        words = "String should have at least 1 character"
+    elif text.startswith(("Expected `str", "Number out of range")):
+        words = "Input should be a valid string"
+    else:
+        words = text
+    return path, words
 
 
 def json_kind(value: Any) -> str:
@@ -344,6 +318,9 @@ def json_kind(value: Any) -> str:
     return "an object" if isinstance(value, dict) else "not JSON"
 
 
+_CLOUD_EVENT_FIELDS = frozenset(CloudEvent.__struct_fields__) - {"extensions"}
+
+
 def parse_event(obj: Any) -> CloudEvent:
     """Validate one decoded JSON element as a CloudEvent.
 
@@ -352,11 +329,115 @@ def parse_event(obj: Any) -> CloudEvent:
     """
     if not isinstance(obj, dict):
         raise InvalidEventError(f"expected a CloudEvent object, got {json_kind(obj)}")
+    attributes = {key: value for key, value in obj.items() if key in _CLOUD_EVENT_FIELDS}
+    attributes["data"] = decode_string_data(obj.get("data"))
     try:
-        return CloudEvent.model_validate(obj)
-    except ValidationError as error:
-        path, message = validation_error_path(error)
-        raise InvalidEventError(message, path) from None
+        event = msgspec.convert(attributes, CloudEvent)
+    except msgspec.ValidationError as error:
+        path, words = validation_problem(error)
+        raise InvalidEventError(words, path) from None
+    extensions = {key: value for key, value in obj.items() if key not in _CLOUD_EVENT_FIELDS}
+    return msgspec.structs.replace(event, extensions=extensions) if extensions else event
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The decoder of call-progress events, made per mapping: the envelope above, ``data.sid`` and the other fields the
+# bridge reads, and one field for each callback parameter, ``data`` field and attribute the mapping reads. What no
+# field names is skipped without building it, so JSON goes from bytes to a validated event at about the cost of
+# plain decoding.
+
+
+class _CallData(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    sid: _NonEmpty
+    timestamp: str | None = None
+    # UNSET when absent: a present eventSid wins over event_sid even when it is null. Either is checked when read
+    # (see CallEventDecoder.event_sid), so that the one not read is not held against the event.
+    eventSid: Any = msgspec.UNSET  # the JSON key
+    event_sid: Any = msgspec.UNSET
+
+
+@dataclass(frozen=True)
+class CallEventDecoder:
+    """Decode and validate call-progress CloudEvents from JSON, reading only what one mapping needs.
+
+    ``decode(raw)`` returns a struct with the envelope's attributes (``specversion``, ``id``, ``source``, ``type``,
+    ``time``, ``dataschema``) and ``data`` (``sid``, ``timestamp``, ``eventSid`` / ``event_sid``, ``request``), or
+    ``data`` as a string when it was sent as one (``decode_data`` reads that). Each callback parameter, ``data``
+    field or extension attribute the mapping reads is an attribute named in ``parameters``, ``data_fields`` or
+    ``attributes``. It raises :class:`msgspec.ValidationError` or :class:`msgspec.DecodeError` for anything it does
+    not accept.
+    """
+
+    decode: Callable[[bytes], Any] = field(repr=False)
+    decode_data: Callable[[str], Any] = field(repr=False)
+    #: parameter key as sent (``CallSid``, ``call_sid``) -> attribute of ``data.request.parameters``
+    parameters: dict[str, str]
+    #: key of ``data`` beyond the ones always read -> attribute of ``data`` (``msgspec.UNSET`` when absent)
+    data_fields: dict[str, str]
+    #: key of ``data.request`` other than ``parameters`` -> attribute of ``data.request`` (``UNSET`` when absent)
+    request_fields: dict[str, str]
+    #: extension attribute -> attribute of the event (``None`` when absent)
+    attributes: dict[str, str]
+    #: ``data.request.parameters`` when Twilio sent none (``request`` absent or null)
+    empty_parameters: Any = field(repr=False)
+    #: ``time_parameter(parameters)``: the callback's ``Timestamp`` (or ``timestamp``) parameter, or ``None``
+    time_parameter: Callable[[Any], Any] = field(repr=False)
+
+
+def _fields(prefix: str, keys: Iterable[str], reserved: Iterable[str] = ()) -> dict[str, str]:
+    """An attribute name per key: keys are JSON text, and may be no Python name at all."""
+    taken = set(reserved)
+    return {key: f"{prefix}{index}" for index, key in enumerate(sorted(set(keys) - taken))}
+
+
+def call_event_decoder(
+    parameter_keys: Iterable[str],
+    data_keys: Iterable[str] = (),
+    request_keys: Iterable[str] = (),
+    attribute_keys: Iterable[str] = (),
+) -> CallEventDecoder:
+    """Build the decoder of call-progress events that reads the given parameter, ``data`` and attribute keys.
+
+    The ``Timestamp`` parameter is always read: an event's time falls back to it.
+    """
+    parameters = _fields("p", {*parameter_keys, "Timestamp", "timestamp"})
+    data_fields = _fields("d", data_keys, ("sid", "timestamp", "eventSid", "event_sid", "request"))
+    request_fields = _fields("r", request_keys, ("parameters",))
+    attributes = _fields("e", attribute_keys, (*_Envelope.__struct_fields__, "data"))
+
+    def struct(name: str, base: Any, fields: Mapping[str, str], default: Any, *more: tuple[str, Any, Any]) -> Any:
+        return msgspec.defstruct(
+            name,
+            [*((attribute, Any, default) for attribute in fields.values()), *more],
+            bases=(base,) if base is not None else None,
+            rename={attribute: key for key, attribute in fields.items()},
+            frozen=True,
+            kw_only=True,
+            gc=False,
+        )
+
+    params = struct("_Parameters", None, parameters, None)
+    request = struct(
+        "_Request", None, request_fields, msgspec.UNSET, ("parameters", params, msgspec.field(default_factory=params))
+    )
+    data = struct("_Data", _CallData, data_fields, msgspec.UNSET, ("request", request | None, None))
+    event = struct("_CallEvent", _Envelope, attributes, None, ("data", data | str, msgspec.NODEFAULT))
+    pascal, snake = operator.attrgetter(parameters["Timestamp"]), operator.attrgetter(parameters["timestamp"])
+
+    def time_parameter(values: Any) -> Any:
+        return pascal(values) or snake(values)
+
+    decode_data = msgspec.json.Decoder(data, float_hook=float).decode
+    return CallEventDecoder(
+        msgspec.json.Decoder(event, float_hook=float).decode,
+        decode_data,
+        parameters,
+        data_fields,
+        request_fields,
+        attributes,
+        params(),
+        time_parameter,
+    )
 
 
 class TimeZoneError(ValueError):

@@ -3,7 +3,7 @@
 A mapping is data, not code: a TOML file that names the Segment event for each supported type, which sources become
 which properties, how identity is chosen, and whether phone numbers are hashed. :func:`load_mapping` validates the
 file strictly (an unknown key or a typo is an error naming the file and the key) and lints it against Segment's
-naming spec, then compiles it into plain getter functions so applying it costs a few dictionary look-ups.
+naming spec, then compiles it into one function over the decoded event, so applying it costs a few attribute reads.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from segment_bridge._resources import packaged_mapping
 from segment_bridge.catalog import STATUS_CALLBACK_PARAMETERS, SUPPORTED_TYPES
-from segment_bridge.events import CallEventDecoder, call_event_decoder
+from segment_bridge.events import CallEventDecoder, call_event_decoder, guarded
 from segment_bridge.exceptions import ConfigurationError, MappingError
 from segment_bridge.external_ids import EXTERNAL_ID_PROPERTY, ExternalIdRule, ExternalIds
 from segment_bridge.track import MAX_MESSAGE_ID_LENGTH
@@ -54,11 +54,9 @@ _PHONE_SOURCES = frozenset(
         "param:ForwardedFrom",
     }
 )
-# The sources the translation hot path has without decoding the whole event (see events.CallProgressEvent).
-_HOT_PATH_SOURCES = frozenset(
-    {f"event:{name}" for name in ("specversion", "id", "source", "type", "time", "dataschema")}
-    | {f"data:{name}" for name in ("sid", "timestamp", "eventSid")}
-)
+# The attributes and data fields the decoder always reads, as typed fields (see events.call_event_decoder).
+_ENVELOPE = frozenset({"specversion", "id", "source", "type", "time", "dataschema"})
+_DATA_FIELDS = frozenset({"sid", "timestamp", "eventSid", "event_sid"})
 _PARAM_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 _INTEGER = re.compile(r"-?[0-9]+")
 _EVENT_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*( [A-Z][A-Za-z0-9]*)+$")
@@ -341,11 +339,12 @@ def parse_mapping(document: Mapping[str, Any], source: str = "<mapping>") -> Map
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Compilation: sources become small functions over the raw event, data and parameters dictionaries.
+# Compilation: sources become straight-line code over the decoded event, its data and its callback parameters.
 
 #: ``(anonymousId, userId, properties)``
 Applied = tuple[str | None, str | None, dict[str, Any]]
-Applier = Callable[[dict[str, Any], dict[str, Any], dict[str, Any]], Applied]
+#: ``apply(event, data, parameters)`` over what :attr:`CompiledMapping.decoder` returns.
+Applier = Callable[[Any, Any, Any], Applied]
 
 
 def _snake(name: str) -> str:
@@ -362,18 +361,31 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
+def _child(node: Any, key: str) -> Any:
+    """``node[key]`` of a decoded struct or object, ``UNSET`` when absent (a struct's ``None`` is absent too)."""
+    if isinstance(node, dict):
+        return node.get(key, msgspec.UNSET)
+    if isinstance(node, msgspec.Struct):
+        names = node.__struct_encode_fields__
+        if key not in names:
+            return msgspec.UNSET
+        value = getattr(node, node.__struct_fields__[names.index(key)])
+        return msgspec.UNSET if value is None else value
+    return msgspec.UNSET
+
+
 def _dig(node: Any, steps: tuple[tuple[str, ...], ...]) -> Any:
     # Twilio documents camelCase data keys; each step lists the spellings tolerated (as written, snake, camel).
     for spellings in steps:
-        if not isinstance(node, dict):
-            return None
         for key in spellings:
-            if key in node:
-                node = node[key]
+            value = _child(node, key)
+            if value is not msgspec.UNSET:
+                node = value
                 break
         else:
             return None
-    return node
+    # A struct holds only what the mapping reads of it: its JSON form, not a Python object, goes to Segment.
+    return msgspec.to_builtins(node) if isinstance(node, msgspec.Struct) else node
 
 
 @functools.lru_cache(maxsize=64)
@@ -399,7 +411,7 @@ def _to_int(value: Any) -> Any:
 
 # Compilation. A mapping is applied to every event, so it is compiled into one straight-line Python function per
 # mapping (as dataclasses and attrs do for __init__) that returns identity and properties together: a handful of
-# dict look-ups instead of a chain of closures. Only validated source references and repr()'d keys reach the
+# attribute reads instead of a chain of closures. Only validated source references and repr()'d keys reach the
 # generated text.
 
 # A source's value is missing when it is None or "". A present value is the normal case and usually a non-empty
@@ -409,33 +421,37 @@ _MISSING = "not {0} and ({0} is None or {0} == '')"
 _PRESENT = "{0} or ({0} is not None and {0} != '')"
 
 
-def _lookup(ref: str, target: str, fields: Mapping[str, str] | None = None) -> list[str]:
-    """Code that sets ``target`` to the value of ``ref``.
+def _steps(path: str) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(dict.fromkeys((key, _snake(key), _camel(key)))) for key in path.split("."))
 
-    ``fields`` is ``None`` for the decoded JSON dicts, or, for the typed decoder's structs, the attribute of each
-    parameter key (see :func:`events.call_event_decoder`); both read the same value.
-    """
+
+def _lookup(ref: str, target: str, decoder: CallEventDecoder) -> list[str]:
+    """Code that sets ``target`` to the value of ``ref`` in the decoder's structs (``event``, ``data``, ``params``)."""
     kind, _, name = ref.partition(":")
     if kind == "param":
-        lines = [f"{target} = {_param(name, fields)}"]
+        lines = [f"{target} = {_param(name, decoder)}"]
         snake = _snake(name)
         if snake != name:
-            lines.append(f"if {_MISSING.format(target)}: {target} = {_param(snake, fields)}")
+            lines.append(f"if {_MISSING.format(target)}: {target} = {_param(snake, decoder)}")
         return lines
     if kind == "data":
-        steps = tuple((key, _snake(key), _camel(key)) for key in name.split("."))
-        if fields is None:
+        steps = _steps(name)
+        if len(steps) > 1 or not set(steps[0]) <= _DATA_FIELDS:
             return [f"{target} = _dig(data, {steps!r})"]
-        # The struct's hot-path data fields: sid, timestamp, and eventSid or event_sid (the first one present).
-        (first, *others) = dict.fromkeys(steps[0])
+        # The typed fields: sid, timestamp, and eventSid or event_sid (the first one present).
+        first, *others = steps[0]
         lines = [f"{target} = data.{first}"]
         lines += [f"if {target} is _UNSET: {target} = data.{spelling}" for spelling in others]
-        return [*lines, f"if {target} is _UNSET: {target} = None"] if others else lines
+        return [*lines, f"if {target} is _UNSET: {target} = None"]
     if kind == "event":
-        return [f"{target} = event.get({name!r})" if fields is None else f"{target} = event.{name}"]
+        if name in _ENVELOPE:
+            return [f"{target} = event.{name}"]
+        if name in decoder.attributes:
+            return [f"{target} = event.{decoder.attributes[name]}"]
+        return [f"{target} = _dig(event, {((name,),)!r})"]
     if name == "customer_phone":
         # The customer's number: From on inbound calls, To on outbound ones (either spelling), else None.
-        direction, inbound, outbound = (" or ".join(_param(key, fields) for key in pair) for pair in _PHONE_KEYS)
+        direction, inbound, outbound = (" or ".join(_param(key, decoder) for key in pair) for pair in _PHONE_KEYS)
         return [
             f"d = str({direction} or '')",
             "if d.startswith('outbound') or d == 'trunking-originating':",
@@ -445,36 +461,47 @@ def _lookup(ref: str, target: str, fields: Mapping[str, str] | None = None) -> l
             "else:",
             f"    {target} = None",
         ]
-    attribute = "event.get('dataschema')" if fields is None else "event.dataschema"
-    return [f"{target} = _schema_version(str({attribute} or ''))"]
+    return [f"{target} = _schema_version(str(event.dataschema or ''))"]
 
 
-def _param(key: str, fields: Mapping[str, str] | None) -> str:
-    return f"get({key!r})" if fields is None else f"params.{fields[key]}"
+def _param(key: str, decoder: CallEventDecoder) -> str:
+    return f"params.{decoder.parameters[key]}"
 
 
 #: The parameter keys derived:customer_phone reads: the direction, the inbound and the outbound number.
 _PHONE_KEYS = (("Direction", "direction"), ("From", "from"), ("To", "to"))
 
 
-def _parameter_keys(spec: MappingSpec) -> set[str]:
-    """Every callback parameter key the compiled mapping may read, in both spellings."""
-    keys: set[str] = set()
+def _decoder_for(spec: MappingSpec) -> CallEventDecoder:
+    """The decoder with a field for every callback parameter, ``data`` field and attribute the mapping reads."""
+    parameters: set[str] = set()
+    data: set[str] = set()
+    request: set[str] = set()
+    attributes: set[str] = set()
     for ref in spec.source_refs():
         kind, _, name = ref.partition(":")
         if kind == "param":
-            keys.update((name, _snake(name)))
+            parameters.update((name, _snake(name)))
         elif ref == "derived:customer_phone":
-            keys.update(key for pair in _PHONE_KEYS for key in pair)
-    return keys
+            parameters.update(key for pair in _PHONE_KEYS for key in pair)
+        elif kind == "event":
+            attributes.add(name)
+        elif kind == "data":
+            steps = _steps(name)
+            data.update(steps[0])
+            if "request" in steps[0] and len(steps) > 1:
+                request.update(steps[1])
+                if "parameters" in steps[1] and len(steps) > 2:
+                    parameters.update(steps[2])
+    return call_event_decoder(parameters, data, request, attributes)
 
 
-def _alternatives(ref: str, target: str, fields: Mapping[str, str] | None) -> list[list[str]]:
+def _alternatives(ref: str, target: str, decoder: CallEventDecoder) -> list[list[str]]:
     """``_lookup``'s code split into the lookups to try in turn: a parameter's two spellings are two."""
     kind, _, name = ref.partition(":")
     if kind == "param" and _snake(name) != name:
-        return [[f"{target} = {_param(name, fields)}"], [f"{target} = {_param(_snake(name), fields)}"]]
-    return [_lookup(ref, target, fields)]
+        return [[f"{target} = {_param(name, decoder)}"], [f"{target} = {_param(_snake(name), decoder)}"]]
+    return [_lookup(ref, target, decoder)]
 
 
 def _store_first_present(alternatives: list[list[str]], target: str, store: str) -> list[str]:
@@ -508,10 +535,10 @@ def _compile_function(name: str, body: list[str], namespace: dict[str, Any]) -> 
     return function
 
 
-def _applier_body(spec: MappingSpec, fields: Mapping[str, str] | None) -> list[str]:
-    """The compiled mapping's code; ``fields`` as for :func:`_lookup`. Constants are ``_constant_<index>``."""
+def _applier_body(spec: MappingSpec, decoder: CallEventDecoder) -> list[str]:
+    """The compiled mapping's code. Constants are ``_constant_<index>``."""
     hashing = spec.hashing.phone_numbers
-    body = ["get = params.get", "result = {}"] if fields is None else ["result = {}"]
+    body = ["result = {}"]
     for index, (name, prop) in enumerate(spec.applied_properties().items()):
         if prop.value is not None:
             body.append(f"result[{name!r}] = _constant_{index}")
@@ -523,13 +550,13 @@ def _applier_body(spec: MappingSpec, fields: Mapping[str, str] | None) -> list[s
             value = f"str({value})"
         if hashing and prop.pii == "phone":
             value = f"_hash({value})"
-        alternatives = [lines for ref in prop.from_ for lines in _alternatives(ref, "v", fields)]
+        alternatives = [lines for ref in prop.from_ for lines in _alternatives(ref, "v", decoder)]
         body += _store_first_present(alternatives, "v", f"result[{name!r}] = {value}")
     for target, refs in (("anonymous", spec.identity.anonymous_id), ("user", spec.identity.user_id)):
         body.append(f"{target} = None")
         for index, ref in enumerate(refs):
             # An identity is a string or a number; an object or list in that field is skipped, not repr()'d.
-            lookup = [*_lookup(ref, "v", fields), "if type(v) in _IDENTITY_TYPES and v != '':"]
+            lookup = [*_lookup(ref, "v", decoder), "if type(v) in _IDENTITY_TYPES and v != '':"]
             hashed = hashing and ref in _PHONE_SOURCES
             lookup.append(f"    {target} = {'_hash(v)' if hashed else 'str(v)'}")
             body += lookup if index == 0 else [f"if {target} is None:", *_indent(lookup)]
@@ -537,7 +564,7 @@ def _applier_body(spec: MappingSpec, fields: Mapping[str, str] | None) -> list[s
     return body
 
 
-def _not_compiled(event: dict[str, Any], data: dict[str, Any], params: dict[str, Any]) -> Applied:
+def _not_compiled(event: Any, data: Any, params: Any) -> Applied:
     raise TypeError("a CompiledMapping is made by CompiledMapping.compile() or load_mapping()")
 
 
@@ -548,18 +575,14 @@ class CompiledMapping:
     spec: MappingSpec
     source: str
     warnings: tuple[str, ...] = ()
-    #: Whether a source reads beyond the fields the hot path validates, so the whole event must be decoded.
-    reads_whole_event: bool = field(default=True, repr=False)
-    #: The compiled mapping: ``apply(event, data, params)`` is ``(anonymousId, userId, properties)`` of one event
-    #: (its attributes, ``data`` and callback parameters). Absent values are left out; ids are strings or ``None``.
+    #: The compiled mapping: ``apply(event, event.data, parameters)`` is ``(anonymousId, userId, properties)`` of
+    #: one event as ``decoder`` decodes it. Absent values are left out; ids are strings or ``None``.
     apply: Applier = field(default=_not_compiled, repr=False)
     #: The Segment event name of each supported type the mapping names.
     event_names: Mapping[str, str] = field(default_factory=dict, repr=False)
-    #: The hot path's typed decoder, with a field for each parameter the mapping reads; ``None`` when the mapping
-    #: reads beyond it (``reads_whole_event``).
-    decoder: CallEventDecoder | None = field(default=None, repr=False)
-    #: ``apply`` over what ``decoder`` returns: ``apply_decoded(event, event.data, parameters)``.
-    apply_decoded: Applier = field(default=_not_compiled, repr=False)
+    #: The decoder of call-progress events, with a field for each parameter, ``data`` field and attribute the
+    #: mapping reads.
+    decoder: CallEventDecoder = field(default_factory=lambda: call_event_decoder(()), repr=False)
     #: Moves the external ids ``apply`` read into ``context.externalIds``; ``None`` when the mapping declares none.
     external_ids: ExternalIds | None = field(default=None, repr=False)
 
@@ -591,23 +614,14 @@ class CompiledMapping:
         }
         for index, prop in enumerate(spec.properties.values()):
             namespace[f"_constant_{index}"] = prop.value
-        reads_whole_event = any(
-            ref not in _HOT_PATH_SOURCES and not ref.startswith(("param:", "derived:")) for ref in spec.source_refs()
-        )
-        decoder = None if reads_whole_event else call_event_decoder(_parameter_keys(spec))
+        decoder = _decoder_for(spec)
         return cls(
             spec=spec,
             source=source,
             warnings=tuple(spec.lint()),
-            reads_whole_event=reads_whole_event,
-            apply=_compile_function("apply", _applier_body(spec, None), namespace),
-            decoder=decoder,
-            apply_decoded=(
-                _not_compiled
-                if decoder is None
-                else _compile_function("apply_decoded", _applier_body(spec, decoder.attributes), namespace)
-            ),
+            apply=_compile_function("apply", _applier_body(spec, decoder), namespace),
             event_names={event_type: name for event_type, name in spec.events.items() if name},
+            decoder=decoder,
             external_ids=ExternalIds(spec.external_id_rules(), hash_value) if spec.external_ids else None,
         )
 
@@ -615,18 +629,28 @@ class CompiledMapping:
         """The Segment event name for a supported type, or ``None`` when the mapping has none."""
         return self.event_names.get(event_type)
 
-    def properties(self, event: dict[str, Any], data: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    def applied(self, event: Mapping[str, Any]) -> Applied:
+        """``(anonymousId, userId, properties)`` of one CloudEvent given as a decoded JSON object.
+
+        Raises:
+            msgspec.ValidationError: the object is not a valid call-progress event.
+        """
+        decoded = guarded(self.decoder.decode, msgspec.json.encode(event))
+        data = decoded.data if not isinstance(decoded.data, str) else self.decoder.decode_data(decoded.data)
+        request = data.request
+        params = request.parameters if request is not None else self.decoder.empty_parameters
+        return self.apply(decoded, data, params)
+
+    def properties(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """The Segment properties of one event; absent values and empty strings are left out."""
-        properties = self.apply(event, data, params)[2]
+        properties = self.applied(event)[2]
         if self.external_ids is not None:
             self.external_ids.take(properties)
         return properties
 
-    def identity(
-        self, event: dict[str, Any], data: dict[str, Any], params: dict[str, Any]
-    ) -> tuple[str | None, str | None]:
+    def identity(self, event: Mapping[str, Any]) -> tuple[str | None, str | None]:
         """``(anonymousId, userId)`` as strings, hashed where the mapping says so; ``None`` when absent."""
-        anonymous, user, _ = self.apply(event, data, params)
+        anonymous, user, _ = self.applied(event)
         return anonymous, user
 
 

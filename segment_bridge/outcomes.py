@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from segment_bridge.events import loads_exact
+from segment_bridge.events import decode_json
 from segment_bridge.track import TrackCall
 
 __all__ = ["Outcome", "Refusal", "RefusalReason", "Translation"]
@@ -78,8 +78,8 @@ class Translation(msgspec.Struct, frozen=True, gc=False, eq=False):
 
     Exactly one of ``track`` (translated) or ``refusal`` (refused) is set, or neither (acknowledged, e.g. the sink
     test event, with ``note`` saying why). ``event`` is the original element as decoded (or the raw text when it
-    was not JSON), kept for dead-letter records; on the fast path it is decoded from the original bytes, ``raw``,
-    only when someone asks for it.
+    was not JSON), kept for dead-letter records; it is decoded from the original bytes, ``raw``, only when someone
+    asks for it.
 
     Built as ``Translation(outcome, event, event_id, event_type, track, refusal, note, raw=...)``.
     """
@@ -99,7 +99,7 @@ class Translation(msgspec.Struct, frozen=True, gc=False, eq=False):
     def event(self) -> Any:
         """The original CloudEvent (decoded JSON), or the raw text when it was not JSON."""
         if self._event is None and self.raw is not None:
-            msgspec.structs.force_setattr(self, "_event", loads_exact(self.raw))
+            msgspec.structs.force_setattr(self, "_event", decode_json(self.raw))
         return self._event
 
     def __rich_repr__(self) -> list[tuple[str, Any]]:

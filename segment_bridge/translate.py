@@ -12,26 +12,26 @@ from __future__ import annotations
 
 import base64
 import math
-import re
-from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import orjson
-from pydantic import ValidationError
 
 from segment_bridge import __version__
 from segment_bridge.catalog import SUPPORTED_TYPES, EventSupport, classify
 from segment_bridge.events import (
-    CallProgressEvent,
+    JSONProblem,
     TimeZoneError,
-    decode_string_data,
+    check_text,
+    decode_json,
     event_timestamp,
+    guarded,
     is_output_form,
     json_kind,
-    loads_exact,
-    validation_error_path,
+    json_problem,
+    validation_problem,
 )
-from segment_bridge.mapping import Applier, CompiledMapping, load_mapping
+from segment_bridge.mapping import CompiledMapping, load_mapping
 from segment_bridge.outcomes import Outcome, Refusal, RefusalReason, Translation
 from segment_bridge.track import MAX_MESSAGE_BYTES, MAX_MESSAGE_ID_LENGTH, TrackCall, message_id_for
 
@@ -70,7 +70,6 @@ def _event_time(event: Any, time_parameter: Any) -> tuple[str | None, str]:
 
     The first of ``time``, ``data.timestamp`` and the RFC 2822 ``Timestamp`` parameter that is set wins.
     ``problem`` names the field whose value is not a timestamp; both are empty when the event has no time at all.
-    ``event`` is a :class:`CallProgressEvent` or what the typed decoder made of one.
     """
     if event.time:
         return _normalized_time("time", event.time, rfc2822=False)
@@ -119,65 +118,91 @@ def check_track_message(call: TrackCall) -> Refusal | None:
     return Refusal(reason, text, hint, call.event_id, call.event_type)
 
 
-_DEAD_LETTER_KEYS = frozenset({"reason", "id", "type", "message", "hint", "event"})
-_KEPT_AS_TEXT_KEYS = _DEAD_LETTER_KEYS | {"event_encoding"}
+# ---------------------------------------------------------------------------------------------------------------
+# What is not a valid call-progress event: read only as far as its refusal needs.
 
 
-def _dead_letter_event(element: Any) -> Any:
-    """The original event inside a dead-letter record, or ``None`` when ``element`` is not one.
+class _Head(msgspec.Struct, gc=False):
+    """An object that the event decoder did not take: its id and type, whatever their JSON types."""
 
-    Dead-letter files are replayable: their records wrap the original CloudEvent (or raw text) under ``event``.
-    A CloudEvent never has exactly these keys (it needs ``specversion`` and ``source``). A record whose event could
-    not be embedded keeps it as text, and says so in ``event_encoding``: its JSON text (returned as is, to be read
-    again) or, for bytes that are not UTF-8, base64 (returned as the original bytes).
+    id: Any = None
+    type: Any = None
+
+
+class _DeadLetter(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A dead-letter record (deadletter.py): exactly these keys, ``event_encoding`` when it keeps text.
+
+    A CloudEvent never has exactly these keys (it needs ``specversion`` and ``source``).
     """
-    if not isinstance(element, dict):
+
+    reason: Any
+    id: Any
+    type: Any
+    message: Any
+    hint: Any
+    event: msgspec.Raw
+    event_encoding: Any = msgspec.UNSET
+
+
+_decode_head = msgspec.json.Decoder(_Head, float_hook=float).decode
+_decode_dead_letter = msgspec.json.Decoder(_DeadLetter).decode
+_decode_array = msgspec.json.Decoder(list[msgspec.Raw]).decode
+
+
+def _dead_letter(raw: bytes) -> _DeadLetter | None:
+    try:
+        return guarded(_decode_dead_letter, raw)  # type: ignore[no-any-return]
+    except msgspec.ValidationError:
         return None
-    if element.keys() == _DEAD_LETTER_KEYS:
-        return element["event"]
-    if element.keys() == _KEPT_AS_TEXT_KEYS and isinstance(element["event"], str):
-        if element["event_encoding"] == "json-text":
-            return element["event"]
-        if element["event_encoding"] == "base64":
-            try:
-                return base64.b64decode(element["event"], validate=True)
-            except ValueError:
-                return None
+
+
+def _kept_text(record: _DeadLetter) -> str | bytes | None:
+    """The input a record kept as text (it was not JSON, or could not be embedded), to be read again; else ``None``.
+
+    A record's ``event`` is the raw text of a line that was not JSON; with ``event_encoding`` it is the event's JSON
+    text (``json-text``) or, for bytes that are not UTF-8, base64 (returned as the original bytes).
+    """
+    event = bytes(record.event)
+    if not event.startswith(b'"'):
+        return None
+    text = decode_json(event)
+    if record.event_encoding is msgspec.UNSET or record.event_encoding == "json-text":
+        return text  # type: ignore[no-any-return]
+    if record.event_encoding == "base64":
+        try:
+            return base64.b64decode(text, validate=True)
+        except ValueError:
+            return None
     return None
 
 
-def translate_event(element: Any, mapping: CompiledMapping) -> Translation:
-    """Translate one decoded CloudEvent (a JSON object) into a :class:`Translation`. Never raises.
-
-    A dead-letter record (from ``--dead-letter``) is unwrapped and its original event translated.
-    """
-    original = _dead_letter_event(element)
-    if isinstance(original, dict):
-        element = original
-    if not isinstance(element, dict):
-        return _refuse(
-            element,
-            RefusalReason.INVALID_EVENT,
-            f"expected a CloudEvent object, got {json_kind(element)}",
-        )
-    event_id = _str_or_none(element.get("id"))
-    event_type = _str_or_none(element.get("type"))
+def _not_a_call_event(raw: bytes, error: msgspec.ValidationError) -> Translation:
+    """The answer for JSON the event decoder did not take: acknowledged, refused for its type, or invalid."""
+    try:
+        head = guarded(_decode_head, raw)
+    except msgspec.ValidationError:
+        kind = json_kind(decode_json(raw))
+        return _refuse(None, RefusalReason.INVALID_EVENT, f"expected a CloudEvent object, got {kind}", raw=raw)
+    event_id, event_type = _str_or_none(head.id), _str_or_none(head.type)
     if event_type is None:
-        return _refuse(
-            element,
-            RefusalReason.INVALID_EVENT,
-            "type: a CloudEvent needs a non-empty string 'type'",
-            event_id=event_id,
-        )
+        message = "type: a CloudEvent needs a non-empty string 'type'"
+        return _refuse(None, RefusalReason.INVALID_EVENT, message, event_id=event_id, raw=raw)
+    refused = _by_type(event_id, event_type, raw)
+    if refused is not None:
+        return refused
+    path, words = validation_problem(error)
+    return _refuse(None, RefusalReason.INVALID_EVENT, f"{path}: {words}", "", event_id, event_type, raw)
+
+
+def _by_type(event_id: str | None, event_type: str, raw: bytes) -> Translation | None:
+    """The answer for a type the bridge does not translate (the sink test event, deprecated, unknown); else None."""
     entry = classify(event_type)
     if entry.support is EventSupport.TEST_EVENT:
-        return Translation(Outcome.ACKNOWLEDGED, element, event_id, event_type, note=entry.message)
+        return Translation(Outcome.ACKNOWLEDGED, None, event_id, event_type, note=entry.message, raw=raw)
     if entry.support is not EventSupport.SUPPORTED:
-        return _refuse(element, _REFUSAL_REASONS[entry.support], entry.message, entry.hint, event_id, event_type)
-    try:
-        return _translate_supported(element, mapping, event_id, event_type)
-    except Exception as error:  # a bug must cost one event, never the request, batch or shard
-        return _translation_error(element, error, event_id, event_type)
+        reason = _REFUSAL_REASONS[entry.support]
+        return _refuse(None, reason, entry.message, entry.hint, event_id, event_type, raw)
+    return None
 
 
 def _translation_error(
@@ -194,80 +219,65 @@ def _translation_error(
     )
 
 
-def _translate_supported(
-    element: dict[str, Any], mapping: CompiledMapping, event_id: str | None, event_type: str
-) -> Translation:
-    data = decode_string_data(element.get("data"))
-    if isinstance(data, str):
-        return _refuse(
-            element, RefusalReason.INVALID_EVENT, "data: a string that is not JSON", "", event_id, event_type
-        )
+# ---------------------------------------------------------------------------------------------------------------
+# Translation.
+
+
+def _element(raw: bytes, mapping: CompiledMapping, *, unwrap: bool) -> Translation:
+    """Translate one JSON value known to be JSON; ``unwrap``: a dead-letter record stands for its event object."""
+    decoder = mapping.decoder
     try:
-        event = CallProgressEvent.model_validate(
-            {**element, "data": data} if data is not element.get("data") else element
-        )
-    except ValidationError as error:
-        path, text = validation_error_path(error)
-        return _refuse(
-            element, RefusalReason.INVALID_EVENT, f"{path}: {_model_problem(text)}", "", event_id, event_type
-        )
-    return _map(event, mapping.apply, element, data, event.parameters, _time_parameter, mapping, element, None)
+        try:
+            event = guarded(decoder.decode, raw)
+        except msgspec.ValidationError as error:
+            record = _dead_letter(raw) if unwrap else None
+            if record is not None and bytes(record.event).startswith(b"{"):
+                return _element(bytes(record.event), mapping, unwrap=False)
+            return _not_a_call_event(raw, error)
+        return _call_event(event, raw, mapping)
+    except Exception as error:  # a bug must cost one event, never the request, batch or shard
+        return _translation_error(None, error, None, None, raw)
 
 
-# What the JSON and model libraries say, in the user's words: their messages name internals (a model's class,
-# Python's own types) or describe the input from the library's side.
-_JSON_PROBLEMS = (
-    ("number is infinity", "a number beyond the range of a double (about 1.8e308), which no JSON consumer reads"),
-    ("not valid UTF-8", "bytes that are not valid UTF-8"),
-    ("surrogate", "a lone UTF-16 surrogate escape (\\ud800-\\udfff) in a string"),
-    ("depth limit", "values nested more than 1,024 levels deep"),
-    ("recursion", "values nested more than 1,024 levels deep"),
-)
-_MODEL_WORDS = re.compile(r" or instance of \w+|\bvalid tuple\b|\bvalid dictionary\b")
-_MODEL_REPLACEMENTS = {"valid tuple": "valid array", "valid dictionary": "JSON object"}
+def _call_event(event: Any, raw: bytes, mapping: CompiledMapping) -> Translation:
+    """Translate what the event decoder took: its type is known; ``data`` may still be a JSON string."""
+    if event.type not in _SUPPORTED:
+        refused = _by_type(event.id, event.type, raw)
+        if refused is not None:
+            return refused
+    decoder = mapping.decoder
+    data = event.data
+    if isinstance(data, str):  # data sent as a JSON string: the same struct, from that string
+        try:
+            data = guarded(decoder.decode_data, data.encode())  # type: ignore[arg-type]
+        except msgspec.ValidationError as error:
+            path, words = validation_problem(error, "data")
+            return _refuse(None, RefusalReason.INVALID_EVENT, f"{path}: {words}", "", event.id, event.type, raw)
+        except (msgspec.DecodeError, RecursionError, JSONProblem, UnicodeEncodeError):
+            message = "data: a string that is not JSON"
+            return _refuse(None, RefusalReason.INVALID_EVENT, message, "", event.id, event.type, raw)
+        event = msgspec.structs.replace(event, data=data)
+    # eventSid, else event_sid: only the one read must be a string (or null).
+    read_camel = data.eventSid is not msgspec.UNSET
+    key, event_sid = ("eventSid", data.eventSid) if read_camel else ("event_sid", data.event_sid)
+    if not (event_sid is None or type(event_sid) is str or event_sid is msgspec.UNSET):
+        message = f"data.{key}: Input should be a valid string"
+        return _refuse(None, RefusalReason.INVALID_EVENT, message, "", event.id, event.type, raw)
+    request = data.request
+    params = request.parameters if request is not None else decoder.empty_parameters
+    return _map(event, data, params, mapping, raw)
 
 
-def _json_problem(error: orjson.JSONDecodeError) -> str:
-    """The reason a text is not JSON, for a refusal message."""
-    for marker, words in _JSON_PROBLEMS:
-        if marker in error.msg:
-            return f"not JSON: {words} at position {error.pos}"
-    return f"not JSON: {error.msg} at position {error.pos}"
-
-
-def _model_problem(text: str) -> str:
-    """A pydantic message without the names of the bridge's internal models."""
-    return _MODEL_WORDS.sub(lambda found: _MODEL_REPLACEMENTS.get(found.group(), ""), text)
-
-
-def _time_parameter(params: dict[str, Any]) -> Any:
-    return params.get("Timestamp") or params.get("timestamp")
-
-
-def _map(
-    event: Any,
-    apply: Applier,
-    attributes: Any,
-    data: Any,
-    params: Any,
-    time_parameter: Callable[[Any], Any],
-    mapping: CompiledMapping,
-    element: Any,
-    raw: bytes | None,
-) -> Translation:
-    """Map a validated event: ``apply(attributes, data, params)`` is the mapping over the event's own form.
-
-    ``event`` is a :class:`CallProgressEvent` over decoded dicts, or the typed decoder's struct over its structs;
-    ``time_parameter(params)`` reads the ``Timestamp`` parameter of either.
-    """
+def _map(event: Any, data: Any, params: Any, mapping: CompiledMapping, raw: bytes) -> Translation:
+    """Map a validated event: the compiled mapping, the event's time, and Segment's rules."""
     timestamp = event.time
     if not (timestamp and is_output_form(timestamp)):  # else the usual case: nothing to parse or normalize
-        timestamp, problem = _event_time(event, time_parameter(params))
+        timestamp, problem = _event_time(event, mapping.decoder.time_parameter(params))
         if timestamp is None:
             if problem:
-                return _refuse(element, RefusalReason.INVALID_EVENT, problem, "", event.id, event.type, raw)
+                return _refuse(None, RefusalReason.INVALID_EVENT, problem, "", event.id, event.type, raw)
             return _refuse(
-                element,
+                None,
                 RefusalReason.MISSING_TIMESTAMP,
                 "no event time in time, data.timestamp or the Timestamp parameter",
                 "The bridge never stamps events with the time of processing; fix the producer or the archive.",
@@ -275,7 +285,7 @@ def _map(
                 event.type,
                 raw,
             )
-    anonymous_id, user_id, properties = apply(attributes, data, params)
+    anonymous_id, user_id, properties = mapping.apply(event, data, params)
     # A fresh context per message: callers own their messages and may change them.
     context: dict[str, Any] = {"library": {"name": _LIBRARY_NAME, "version": __version__}}
     if mapping.external_ids is not None:
@@ -313,25 +323,12 @@ def _map(
     except TypeError:  # orjson: an integer beyond 64 bits, which no JSON consumer downstream takes
         # orjson's own wording ("Integer exceeds 64-bit range") is not for users; the values come from JSON, so an
         # integer too large is the only thing it can refuse here.
-        return _refuse(
-            element,
-            RefusalReason.INVALID_EVENT,
-            "a mapped value cannot be sent: an integer beyond 64 bits",
-            "",
-            event_id,
-            event_type,
-            raw,
-        )
-    # orjson writes infinity as null; only the general path reads a number beyond double range (see loads_exact).
-    if raw is None and b"null" in body and _has_infinity(message):
-        return _refuse(
-            element,
-            RefusalReason.INVALID_EVENT,
-            "a mapped value cannot be sent: a number beyond double range",
-            "",
-            event_id,
-            event_type,
-        )
+        message_text = "a mapped value cannot be sent: an integer beyond 64 bits"
+        return _refuse(None, RefusalReason.INVALID_EVENT, message_text, "", event_id, event_type, raw)
+    # orjson writes infinity (a number beyond double range, as the decoder reads it) as null.
+    if b"null" in body and _has_infinity(message):
+        message_text = "a mapped value cannot be sent: a number beyond double range"
+        return _refuse(None, RefusalReason.INVALID_EVENT, message_text, "", event_id, event_type, raw)
     call = TrackCall(message, body, event_id, event_type)
     # check_track_message's rules for the usual message, without looking the values up again: small enough for
     # TrackCall.within to pass on length alone. Anything else gets the full check and its reason.
@@ -342,11 +339,11 @@ def _map(
         and len(body) <= _SURELY_SENDABLE_BYTES
         and body.isascii()
     ):
-        return Translation(Outcome.TRANSLATED, element, event_id, event_type, call, None, raw=raw)
+        return Translation(Outcome.TRANSLATED, None, event_id, event_type, call, None, raw=raw)
     refusal = check_track_message(call)
     if refusal is None:
-        return Translation(Outcome.TRANSLATED, element, event_id, event_type, call, None, raw=raw)
-    return Translation(Outcome.REFUSED, element, event_id, event_type, None, refusal, raw=raw)
+        return Translation(Outcome.TRANSLATED, None, event_id, event_type, call, None, raw=raw)
+    return Translation(Outcome.REFUSED, None, event_id, event_type, None, refusal, raw=raw)
 
 
 def _has_infinity(message: dict[str, Any]) -> bool:
@@ -362,29 +359,16 @@ def _has_infinity(message: dict[str, Any]) -> bool:
     return False
 
 
-def _translate_fast(raw: bytes | str, mapping: CompiledMapping) -> Translation | None:
-    """Decode and validate a single supported event in one pass; ``None`` sends the input down the general path."""
-    decoder = mapping.decoder
-    if decoder is None:  # the mapping reads fields the typed decoder skips
-        return None
+def translate_event(element: Any, mapping: CompiledMapping) -> Translation:
+    """Translate one decoded CloudEvent (a JSON object) into a :class:`Translation`. Never raises.
+
+    A dead-letter record (from ``--dead-letter``) is unwrapped and its original event translated.
+    """
     try:
-        event = decoder.decode(raw)
-    except Exception:  # whatever the typed decoder does not take, the general path judges
-        return None
-    if event.type not in _SUPPORTED:
-        return None
-    # msgspec checks UTF-8 only in the strings it decodes, not in those it skips (unread parameters, response...),
-    # where orjson, and so the general path, refuses it: such bytes are not JSON, and `event` could not decode them.
-    if isinstance(raw, bytes) and not raw.isascii():
-        try:
-            raw.decode()
-        except UnicodeDecodeError:
-            return None
-    data = event.data
-    request = data.request
-    params = request.parameters if request is not None else decoder.empty_parameters
-    body = raw.encode() if isinstance(raw, str) else raw
-    return _map(event, mapping.apply_decoded, event, data, params, decoder.time_parameter, mapping, None, body)
+        raw = msgspec.json.encode(element)
+    except (TypeError, ValueError, OverflowError):
+        return _refuse(element, RefusalReason.INVALID_EVENT, f"expected a CloudEvent object, got {json_kind(element)}")
+    return _element(raw, mapping, unwrap=True)
 
 
 def translate_record(raw: str | bytes, mapping: CompiledMapping) -> list[Translation]:
@@ -394,24 +378,46 @@ def translate_record(raw: str | bytes, mapping: CompiledMapping) -> list[Transla
     translation per element, in order. Dead-letter records are unwrapped, so a dead-letter file replays.
     """
     try:
-        fast = _translate_fast(raw, mapping)
-    except Exception as error:  # see translate_event
-        return [_translation_error(None, error, None, None, raw.encode() if isinstance(raw, str) else raw)]
-    if fast is not None:
-        return [fast]
+        data = raw.encode() if isinstance(raw, str) else raw
+    except UnicodeEncodeError as error:  # a str holding a lone surrogate: no UTF-8 text has one
+        words = "a lone UTF-16 surrogate (\\ud800-\\udfff) in a string"
+        return [_refuse(raw, RefusalReason.INVALID_JSON, f"not JSON: {words} at position {error.start}")]
     try:
-        decoded = loads_exact(raw)
-    except orjson.JSONDecodeError as error:
-        return [_refuse(_as_text(raw), RefusalReason.INVALID_JSON, _json_problem(error))]
-    original = _dead_letter_event(decoded)
-    if isinstance(original, str | bytes):
-        # The record of an input that was not JSON, or kept as text: read its raw text again.
-        return translate_record(original, mapping)
-    if isinstance(decoded, list):
-        if not decoded:
-            return [_refuse(decoded, RefusalReason.INVALID_EVENT, "an empty JSON array holds no CloudEvent")]
-        return [translate_event(element, mapping) for element in decoded]
-    return [translate_event(decoded, mapping)]
+        if not data.isascii():
+            check_text(data)
+        if data[:1] == b"[" or (data[:1].isspace() and data.lstrip()[:1] == b"["):
+            elements = guarded(_decode_array, data)
+        else:
+            single = _record(data, mapping)
+            # The record of an input that was not JSON, or kept as text: read its raw text again.
+            return [single] if isinstance(single, Translation) else translate_record(single, mapping)
+    except JSONProblem as problem:
+        return [_refuse(_as_text(raw), RefusalReason.INVALID_JSON, str(problem))]
+    except (msgspec.DecodeError, RecursionError) as error:
+        return [_refuse(_as_text(raw), RefusalReason.INVALID_JSON, json_problem(error, data))]
+    if not elements:
+        return [_refuse([], RefusalReason.INVALID_EVENT, "an empty JSON array holds no CloudEvent")]
+    return [_element(bytes(element), mapping, unwrap=True) for element in elements]
+
+
+def _record(raw: bytes, mapping: CompiledMapping) -> Translation | str | bytes:
+    """Translate a line or body that is one value (not an array); a text to read again for a record that kept one.
+
+    Raises:
+        msgspec.DecodeError, RecursionError, JSONProblem: ``raw`` is not JSON.
+    """
+    decoder = mapping.decoder
+    try:
+        event = guarded(decoder.decode, raw)
+    except msgspec.ValidationError:
+        record = _dead_letter(raw)
+        text = None if record is None else _kept_text(record)
+        # Decoded again: invalid events are the rare case.
+        return _element(raw, mapping, unwrap=True) if text is None else text
+    try:
+        return _call_event(event, raw, mapping)
+    except Exception as error:  # see _element
+        return _translation_error(None, error, event.id, event.type, raw)
 
 
 def _as_text(raw: str | bytes) -> str | bytes:

@@ -7,7 +7,7 @@ permanently, 130 interrupted (Ctrl-C), 141 standard output closed (``| head``). 
 the summary of what it did.
 
 This module assembles the parser and maps errors to exit codes; each command's options and run live in a module
-of its own (:mod:`.translate`, :mod:`.replay`, :mod:`.serve`, :mod:`.check_mapping`), shared helpers in
+of its own (:mod:`.translate`, :mod:`.replay`, :mod:`.serve`, :mod:`.check_mapping`, :mod:`.twilio`), shared helpers in
 :mod:`._common`.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from segment_bridge import __version__
 from segment_bridge._logging import configure_text_logging, remove_handler
-from segment_bridge.cli import check_mapping, replay, serve, translate
+from segment_bridge.cli import check_mapping, replay, serve, translate, twilio
 from segment_bridge.cli._common import _PROG, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, EXIT_USAGE, _stdout_closed
 from segment_bridge.exceptions import BridgeError, MappingError, MissingExtraError
 
@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=formatter,
         )
     )
+    twilio.add_arguments(commands)
     return parser
 
 
@@ -89,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve.run_serve(args)
         if args.command == "check-mapping":
             return check_mapping._run_check_mapping(args, err)
+        if args.command == "twilio":
+            return twilio.run(args)
     except MissingExtraError as error:
         print(f"{_PROG}: error: {error}", file=err)
         return EXIT_USAGE

@@ -73,6 +73,7 @@ from segment_bridge.server.handling import (
 from segment_bridge.server.health import _Health
 from segment_bridge.server.logs import _line, _safe_url, logger
 from segment_bridge.server.metrics import _InstrumentedTransport, _Metrics
+from segment_bridge.server.sink_validation import SinkValidator
 from segment_bridge.track import TrackCall
 
 if TYPE_CHECKING:
@@ -169,6 +170,8 @@ class _Bridge:
         self.closing = False
         #: The paths POST events are served at; the last is the public URL's.
         self.event_paths = _event_paths(config.public_url)
+        #: Validates sinks on their test events when given Twilio credentials (set by create_app).
+        self.sink_validator: SinkValidator | None = None
 
     # ----- lifecycle
 
@@ -218,6 +221,8 @@ class _Bridge:
             await self.batcher.drain()
             self.batcher = None
         self._dead_letter_executor.shutdown(wait=True)
+        if self.sink_validator is not None:
+            self.sink_validator.stop()
         self.transport.close()
         if self.dead_letter is not None:
             self.dead_letter.close()
@@ -430,7 +435,10 @@ class _Bridge:
             else:
                 report.reason, report.hint = "test_event", translation.note
                 # The sink's Validate call needs this id; the log is where the operator finds it.
-                logger.info(_line("sink_test_event", test_id=_test_id(translation.event), account=translation.event_id))
+                test_id = _test_id(translation.event)
+                logger.info(_line("sink_test_event", test_id=test_id, account=translation.event_id))
+                if self.sink_validator is not None:
+                    self.sink_validator.submit(test_id)  # on a thread of its own: the answer does not wait
             reports.append(report)
         tickets = self.batcher.submit(calls, answer_by - _ATTEMPT_RESERVE)
         self.metrics.pending.set(self.batcher.pending)
@@ -683,6 +691,9 @@ def create_app(
     if config is None:
         config = ServerConfig.from_env(os.environ if environ is None else environ)
     bridge = _Bridge(settings, config, transport=transport, mapping=mapping, policy=policy)
+    bridge.sink_validator = SinkValidator.from_env(
+        os.environ if environ is None else environ, config.public_url, config.auth_token
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

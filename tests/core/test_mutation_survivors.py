@@ -20,7 +20,7 @@ from eventfiles import load_event
 from segment_bridge import Outcome, Refusal, RefusalReason, load_mapping, translate
 from segment_bridge._resources import packaged_mapping
 from segment_bridge.deadletter import DeadLetterWriter
-from segment_bridge.events import event_timestamp, loads_exact
+from segment_bridge.events import decode_json, event_timestamp
 from segment_bridge.track import MAX_MESSAGE_BYTES, TrackCall, batch_growth
 
 MAPPING = load_mapping()
@@ -48,7 +48,7 @@ def test_a_mapped_user_id_keeps_the_anonymous_id(tmp_path: Path) -> None:
     path.write_text(text)
     mapping = load_mapping(path)
     event = load_event("real_inbound_ringing.json")
-    for raw in (orjson.dumps(event), orjson.dumps([event])):  # the fast path and the general path
+    for raw in (orjson.dumps(event), orjson.dumps([event])):  # alone and in an array
         (translation,) = translate(raw, mapping)
         assert translation.track is not None
         message = translation.track.message
@@ -154,7 +154,7 @@ def without_long_digit_runs(value: Any) -> Any:
 def test_a_20_digit_integer_is_decoded_exactly() -> None:
     assert len(str(2**64)) == 20
     for raw in (b"[18446744073709551616]", "[18446744073709551616]"):
-        (value,) = loads_exact(raw)
+        (value,) = decode_json(raw)
         assert value == 2**64 and isinstance(value, int)
     event = without_long_digit_runs(load_event("real_inbound_answered.json"))
     event["data"]["request"]["parameters"]["CallDuration"] = 2**64
