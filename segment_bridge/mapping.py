@@ -27,7 +27,7 @@ from segment_bridge._resources import packaged_mapping
 from segment_bridge.catalog import STATUS_CALLBACK_PARAMETERS, SUPPORTED_TYPES
 from segment_bridge.events import CallEventDecoder, call_event_decoder, guarded
 from segment_bridge.exceptions import ConfigurationError, MappingError
-from segment_bridge.external_ids import EXTERNAL_ID_PROPERTY, ExternalIdRule, ExternalIds
+from segment_bridge.external_ids import EXTERNAL_IDS
 from segment_bridge.track import MAX_MESSAGE_ID_LENGTH
 
 __all__ = [
@@ -215,40 +215,11 @@ class MappingSpec(_Strict):
     def source_refs(self) -> set[str]:
         """Every value source the mapping reads."""
         refs = {*self.identity.anonymous_id, *self.identity.user_id}
-        for prop in self.applied_properties().values():
+        for prop in self.properties.values():
             refs.update(prop.from_)
+        for item in self.external_ids:
+            refs.update(item.from_)
         return refs
-
-    def applied_properties(self) -> dict[str, PropertySpec]:
-        """The properties the compiled mapping reads: ``properties``, then one per external id.
-
-        An external id is read exactly as a property is (every decode path already knows how), under a name no
-        TOML property can collide with, and moved into ``context.externalIds`` after mapping
-        (:class:`segment_bridge.external_ids.ExternalIds`), where it is checked and hashed.
-        """
-        if not self.external_ids:
-            return self.properties
-        return {
-            **self.properties,
-            **{
-                f"{EXTERNAL_ID_PROPERTY}{index}": PropertySpec(from_=item.from_)
-                for index, item in enumerate(self.external_ids)
-            },
-        }
-
-    def external_id_rules(self) -> tuple[ExternalIdRule, ...]:
-        """What :class:`ExternalIds` needs of each external id, in the mapping's order."""
-        hashing = self.hashing.phone_numbers
-        return tuple(
-            ExternalIdRule(
-                type=item.type,
-                collection=item.collection,
-                encoding=item.encoding,
-                e164_only=item.e164_only,
-                hashed=hashing and item.is_phone_number(),
-            )
-            for item in self.external_ids
-        )
 
     def lint(self) -> list[str]:
         """Lint findings: Segment's naming spec, and ``param:`` sources Twilio does not document.
@@ -341,7 +312,8 @@ def parse_mapping(document: Mapping[str, Any], source: str = "<mapping>") -> Map
 # ---------------------------------------------------------------------------------------------------------------
 # Compilation: sources become straight-line code over the decoded event, its data and its callback parameters.
 
-#: ``(anonymousId, userId, properties)``
+#: ``(anonymousId, userId, properties)``; the properties carry the ``context.externalIds`` entries, if any, under
+#: :data:`segment_bridge.external_ids.EXTERNAL_IDS`.
 Applied = tuple[str | None, str | None, dict[str, Any]]
 #: ``apply(event, data, parameters)`` over what :attr:`CompiledMapping.decoder` returns.
 Applier = Callable[[Any, Any, Any], Applied]
@@ -539,7 +511,7 @@ def _applier_body(spec: MappingSpec, decoder: CallEventDecoder) -> list[str]:
     """The compiled mapping's code. Constants are ``_constant_<index>``."""
     hashing = spec.hashing.phone_numbers
     body = ["result = {}"]
-    for index, (name, prop) in enumerate(spec.applied_properties().items()):
+    for index, (name, prop) in enumerate(spec.properties.items()):
         if prop.value is not None:
             body.append(f"result[{name!r}] = _constant_{index}")
             continue
@@ -552,6 +524,7 @@ def _applier_body(spec: MappingSpec, decoder: CallEventDecoder) -> list[str]:
             value = f"_hash({value})"
         alternatives = [lines for ref in prop.from_ for lines in _alternatives(ref, "v", decoder)]
         body += _store_first_present(alternatives, "v", f"result[{name!r}] = {value}")
+    body += _external_ids_body(spec, decoder)
     for target, refs in (("anonymous", spec.identity.anonymous_id), ("user", spec.identity.user_id)):
         body.append(f"{target} = None")
         for index, ref in enumerate(refs):
@@ -562,6 +535,30 @@ def _applier_body(spec: MappingSpec, decoder: CallEventDecoder) -> list[str]:
             body += lookup if index == 0 else [f"if {target} is None:", *_indent(lookup)]
     body.append("return anonymous, user, result")
     return body
+
+
+# external_ids.is_e164 written out, so that the check costs no function call on every event.
+_E164_CHECK = "type(v) is str and 2 < len(v) < 17 and v[0] == '+' and v[1] != '0' and v[1:].isdigit() and v.isascii()"
+
+
+def _external_ids_body(spec: MappingSpec, decoder: CallEventDecoder) -> list[str]:
+    """Code that puts the ``context.externalIds`` entries under :data:`EXTERNAL_IDS` in ``result``, if any.
+
+    A value that is not a string or integer, or not an E.164 number for an ``e164_only`` entry, is left out; phone
+    numbers are hashed when the mapping hashes them. :func:`segment_bridge.translate` moves the list to the context.
+    """
+    if not spec.external_ids:
+        return []
+    body = ["external = []"]
+    for item in spec.external_ids:
+        check = _E164_CHECK if item.e164_only else "type(v) is str or type(v) is int"
+        identifier = "v" if item.e164_only else "str(v)"
+        if spec.hashing.phone_numbers and item.is_phone_number():
+            identifier = "_hash(v)"
+        entry = f"{{'id': {identifier}, 'type': {item.type!r}, 'collection': {item.collection!r}, 'encoding': 'none'}}"
+        alternatives = [lines for ref in item.from_ for lines in _alternatives(ref, "v", decoder)]
+        body += _store_first_present(alternatives, "v", f"if {check}: external.append({entry})")
+    return [*body, "if external:", f"    result[{EXTERNAL_IDS!r}] = external"]
 
 
 def _not_compiled(event: Any, data: Any, params: Any) -> Applied:
@@ -583,8 +580,6 @@ class CompiledMapping:
     #: The decoder of call-progress events, with a field for each parameter, ``data`` field and attribute the
     #: mapping reads.
     decoder: CallEventDecoder = field(default_factory=lambda: call_event_decoder(()), repr=False)
-    #: Moves the external ids ``apply`` read into ``context.externalIds``; ``None`` when the mapping declares none.
-    external_ids: ExternalIds | None = field(default=None, repr=False)
 
     @classmethod
     def compile(cls, spec: MappingSpec, source: str = "<mapping>", *, hash_key: bytes | None = None) -> CompiledMapping:
@@ -622,7 +617,6 @@ class CompiledMapping:
             apply=_compile_function("apply", _applier_body(spec, decoder), namespace),
             event_names={event_type: name for event_type, name in spec.events.items() if name},
             decoder=decoder,
-            external_ids=ExternalIds(spec.external_id_rules(), hash_value) if spec.external_ids else None,
         )
 
     def event_name(self, event_type: str) -> str | None:
@@ -644,8 +638,7 @@ class CompiledMapping:
     def properties(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """The Segment properties of one event; absent values and empty strings are left out."""
         properties = self.applied(event)[2]
-        if self.external_ids is not None:
-            self.external_ids.take(properties)
+        properties.pop(EXTERNAL_IDS, None)
         return properties
 
     def identity(self, event: Mapping[str, Any]) -> tuple[str | None, str | None]:

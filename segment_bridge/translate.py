@@ -31,6 +31,7 @@ from segment_bridge.events import (
     json_problem,
     validation_problem,
 )
+from segment_bridge.external_ids import EXTERNAL_IDS
 from segment_bridge.mapping import CompiledMapping, load_mapping
 from segment_bridge.outcomes import Outcome, Refusal, RefusalReason, Translation
 from segment_bridge.track import MAX_MESSAGE_BYTES, MAX_MESSAGE_ID_LENGTH, TrackCall, message_id_for
@@ -288,10 +289,8 @@ def _map(event: Any, data: Any, params: Any, mapping: CompiledMapping, raw: byte
     anonymous_id, user_id, properties = mapping.apply(event, data, params)
     # A fresh context per message: callers own their messages and may change them.
     context: dict[str, Any] = {"library": {"name": _LIBRARY_NAME, "version": __version__}}
-    if mapping.external_ids is not None:
-        external_ids = mapping.external_ids.take(properties)
-        if external_ids:
-            context["externalIds"] = external_ids
+    if EXTERNAL_IDS in properties:
+        context["externalIds"] = properties.pop(EXTERNAL_IDS)
     event_id = event.id
     event_type = event.type
     name = mapping.event_names.get(event_type)

@@ -14,7 +14,7 @@ from eventfiles import load_event
 
 from segment_bridge import MappingError, load_mapping, translate, translate_event
 from segment_bridge._resources import packaged_mapping
-from segment_bridge.external_ids import EXTERNAL_ID_PROPERTY, is_e164, phone_external_id
+from segment_bridge.external_ids import EXTERNAL_IDS, is_e164, phone_external_id
 
 DEFAULT_TEXT = packaged_mapping().read_text()
 KEY = b"k3y-for-external-ids"
@@ -46,7 +46,7 @@ def test_default_mapping_sends_the_customers_number_as_the_phone_identifier(dire
             {"id": expected, "type": "phone", "collection": "users", "encoding": "none"}
         ]
         assert phone_external_id(message) == expected
-        assert not any(name.startswith(EXTERNAL_ID_PROPERTY) for name in message["properties"])
+        assert EXTERNAL_IDS not in message["properties"]
 
 
 @pytest.mark.parametrize(
