@@ -30,8 +30,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=build /wheels /wheels
+# [twilio] too: given TWILIO_ACCOUNT_SID and a token, serve validates its sink on Twilio's test event itself, which
+# `segment-bridge twilio setup` waits for.
 RUN wheel="$(ls /wheels/segment_bridge-*.whl)" \
-    && pip install "${wheel}[server]" \
+    && pip install "${wheel}[server,twilio]" \
     && rm -rf /wheels \
     && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin bridge \
     && mkdir -p /var/lib/segment-bridge \

@@ -114,7 +114,7 @@ def _has_infinity(value: Any) -> bool:
 
 def _scalar(value: Any) -> str:
     if isinstance(value, float) and not math.isfinite(value):
-        return "-1e999" if value < 0 else "1e999"  # read back as the same infinity (see events.loads_exact)
+        return "-1e999" if value < 0 else "1e999"  # read back as the same infinity (the decoders' float_hook)
     try:
         return json.dumps(value, default=str)
     except ValueError:  # an integer too long for Python to write in decimal: readable, if no longer exact

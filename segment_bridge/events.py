@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from email.utils import parsedate_tz
 from typing import Annotated, Any, Literal
 
@@ -183,6 +184,29 @@ def _decode_deep(decode: Callable[[bytes], Any], raw: bytes) -> Any:
             sys.setrecursionlimit(limit)
 
 
+def encode_deep(value: Any) -> bytes:
+    """``msgspec.json.encode(value)`` with the bridge's nesting limit rather than the caller's stack depth.
+
+    Raises:
+        JSONProblem: nesting deeper than 1,024 levels.
+        TypeError, ValueError, OverflowError: as msgspec raises them for a value JSON cannot hold.
+    """
+    try:
+        return msgspec.json.encode(value)
+    except RecursionError:  # as in guarded: room for 1,024 levels, under the lock, then the bridge's own limit
+        with _DEEP:
+            limit = sys.getrecursionlimit()
+            sys.setrecursionlimit(limit + _MAX_DEPTH + 64)
+            try:
+                raw = msgspec.json.encode(value)
+            except RecursionError:
+                raise JSONProblem("not JSON: values nested more than 1,024 levels deep") from None
+            finally:
+                sys.setrecursionlimit(limit)
+        _depth(raw)
+        return raw
+
+
 def check_text(raw: bytes) -> None:
     """Refuse bytes that are not UTF-8 anywhere, even in a string msgspec would skip.
 
@@ -215,6 +239,8 @@ def json_problem(error: msgspec.DecodeError | RecursionError, raw: bytes) -> str
     text = str(error).removeprefix("JSON is malformed: ")
     found = _AT_BYTE.search(text)
     position = int(found.group(1)) if found else len(raw)
+    if "trailing characters" in text:  # msgspec counts the byte after the first trailing one
+        position -= 1
     words = _AT_BYTE.sub("", text)
     lone = _LONE_SURROGATE.search(raw) if "truncated" in text else None
     if lone is not None:
@@ -258,6 +284,37 @@ def decode_json(raw: bytes | str) -> Any:
         raise JSONProblem(json_problem(error, data)) from None
 
 
+_STRING_OR_KEY = re.compile(rb'"(?:[^"\\]|\\.)*"(\s*:)?')
+# Numbers as written (Decimal), so that re-encoding changes nothing but the keys a later duplicate replaced.
+_decode_exact = msgspec.json.Decoder(float_hook=Decimal).decode
+_encode_exact = msgspec.json.Encoder(decimal_format="number").encode
+
+
+def without_duplicate_keys(raw: bytes) -> bytes | None:
+    """``raw`` (known to be JSON) with each object's duplicate keys reduced to the last, or ``None`` if it has none.
+
+    msgspec's structs check every occurrence of a key, the last one wins only among valid values; a JSON object's
+    duplicate key means its last value, so an event is judged by that. Only for input the decoder refused: the
+    rare case pays for the second decode.
+    """
+    keys = sum(1 for token in _STRING_OR_KEY.finditer(raw) if token.group(1))
+    value = guarded(_decode_exact, raw)
+    unique, values = 0, [value]
+    while values:
+        item = values.pop()
+        if isinstance(item, dict):
+            unique += len(item)
+            values.extend(item.values())
+        elif isinstance(item, list):
+            values.extend(item)
+    if unique == keys:
+        return None
+    try:
+        return _encode_exact(value)
+    except RecursionError:  # deeper than this stack encodes: judged as it came
+        return None
+
+
 def decode_string_data(value: Any) -> Any:
     """Decode ``data`` sent as a JSON-encoded string (Twilio does so for the sink test event, among others).
 
@@ -275,6 +332,8 @@ def decode_string_data(value: Any) -> Any:
 # Validation problems: msgspec's messages, said as the bridge has always said them (a dotted path, then the words).
 
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`")
+# msgspec's "Number out of range" does not say what was expected; at these paths it was an object.
+_OBJECT_PATHS = frozenset({"data", "data.request", "data.request.parameters", "data.response"})
 _AT_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 
 
@@ -296,6 +355,8 @@ def validation_problem(error: msgspec.ValidationError, prefix: str = "") -> tupl
         words = "Input should be a JSON object"
     elif text.startswith("Expected `str` of length"):
         words = "String should have at least 1 character"
+    elif text.startswith("Number out of range") and path in _OBJECT_PATHS:
+        words = "Input should be a JSON object"
     elif text.startswith(("Expected `str", "Number out of range")):
         words = "Input should be a valid string"
     else:
@@ -369,7 +430,7 @@ class CallEventDecoder:
     """
 
     decode: Callable[[bytes], Any] = field(repr=False)
-    decode_data: Callable[[str], Any] = field(repr=False)
+    decode_data: Callable[[bytes | str], Any] = field(repr=False)
     #: parameter key as sent (``CallSid``, ``call_sid``) -> attribute of ``data.request.parameters``
     parameters: dict[str, str]
     #: key of ``data`` beyond the ones always read -> attribute of ``data`` (``msgspec.UNSET`` when absent)

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from segment_bridge._resources import packaged_mapping
 from segment_bridge.catalog import STATUS_CALLBACK_PARAMETERS, SUPPORTED_TYPES
-from segment_bridge.events import CallEventDecoder, call_event_decoder, guarded
+from segment_bridge.events import CallEventDecoder, call_event_decoder, decode_json, decode_string_data, guarded
 from segment_bridge.exceptions import ConfigurationError, MappingError
 from segment_bridge.external_ids import EXTERNAL_IDS
 from segment_bridge.track import MAX_MESSAGE_ID_LENGTH
@@ -315,8 +315,9 @@ def parse_mapping(document: Mapping[str, Any], source: str = "<mapping>") -> Map
 #: ``(anonymousId, userId, properties)``; the properties carry the ``context.externalIds`` entries, if any, under
 #: :data:`segment_bridge.external_ids.EXTERNAL_IDS`.
 Applied = tuple[str | None, str | None, dict[str, Any]]
-#: ``apply(event, data, parameters)`` over what :attr:`CompiledMapping.decoder` returns.
-Applier = Callable[[Any, Any, Any], Applied]
+#: ``apply(event, data, parameters, raw)`` over what :attr:`CompiledMapping.decoder` returns; ``raw``, the event's
+#: JSON, is read only for a source that names a whole object the decoder keeps in part (``data:request``).
+Applier = Callable[..., Applied]
 
 
 def _snake(name: str) -> str:
@@ -346,7 +347,13 @@ def _child(node: Any, key: str) -> Any:
     return msgspec.UNSET
 
 
-def _dig(node: Any, steps: tuple[tuple[str, ...], ...]) -> Any:
+def _dig(
+    node: Any,
+    steps: tuple[tuple[str, ...], ...],
+    raw: bytes | None = None,
+    path: tuple[tuple[str, ...], ...] = (),
+    in_data: bool = False,
+) -> Any:
     # Twilio documents camelCase data keys; each step lists the spellings tolerated (as written, snake, camel).
     for spellings in steps:
         for key in spellings:
@@ -356,8 +363,22 @@ def _dig(node: Any, steps: tuple[tuple[str, ...], ...]) -> Any:
                 break
         else:
             return None
-    # A struct holds only what the mapping reads of it: its JSON form, not a Python object, goes to Segment.
-    return msgspec.to_builtins(node) if isinstance(node, msgspec.Struct) else node
+    if not isinstance(node, msgspec.Struct):
+        return node
+    # A struct holds only what the mapping reads of it (data.request, its parameters, data): the whole object, as
+    # sent, is read from the event's JSON at ``path``, the rare mapping that sends one paying for that decode.
+    # ``in_data``: a data: source, which reads data sent as a JSON string decoded; event:data is the attribute.
+    if raw is None:
+        return msgspec.to_builtins(node)
+    whole: Any = decode_json(raw)
+    for index, spellings in enumerate(path):
+        found = next((key for key in spellings if isinstance(whole, dict) and key in whole), None)
+        if found is None:
+            return None
+        whole = whole[found]
+        if in_data and index == 0:
+            whole = decode_string_data(whole)
+    return whole
 
 
 @functools.lru_cache(maxsize=64)
@@ -409,7 +430,7 @@ def _lookup(ref: str, target: str, decoder: CallEventDecoder) -> list[str]:
     if kind == "data":
         steps = _steps(name)
         if len(steps) > 1 or not set(steps[0]) <= _DATA_FIELDS:
-            return [f"{target} = _dig(data, {steps!r})"]
+            return [f"{target} = _dig(data, {steps!r}, raw, {(('data',), *steps)!r}, True)"]
         # The typed fields: sid, timestamp, and eventSid or event_sid (the first one present).
         first, *others = steps[0]
         lines = [f"{target} = data.{first}"]
@@ -420,12 +441,14 @@ def _lookup(ref: str, target: str, decoder: CallEventDecoder) -> list[str]:
             return [f"{target} = event.{name}"]
         if name in decoder.attributes:
             return [f"{target} = event.{decoder.attributes[name]}"]
-        return [f"{target} = _dig(event, {((name,),)!r})"]
+        return [f"{target} = _dig(event, {((name,),)!r}, raw, {((name,),)!r})"]
     if name == "customer_phone":
         # The customer's number: From on inbound calls, To on outbound ones (either spelling), else None.
         direction, inbound, outbound = (" or ".join(_param(key, decoder) for key in pair) for pair in _PHONE_KEYS)
+        # Only a string names a direction; str() of anything else names none, and of a deep array raises.
         return [
-            f"d = str({direction} or '')",
+            f"d = {direction} or ''",
+            "if type(d) is not str: d = ''",
             "if d.startswith('outbound') or d == 'trunking-originating':",
             f"    {target} = {outbound}",
             "elif d.startswith('inbound') or d == 'trunking-terminating':",
@@ -501,7 +524,7 @@ def _indent(lines: list[str]) -> list[str]:
 
 
 def _compile_function(name: str, body: list[str], namespace: dict[str, Any]) -> Applier:
-    source = "\n".join([f"def {name}(event, data, params):", *_indent(body)])
+    source = "\n".join([f"def {name}(event, data, params, raw=None):", *_indent(body)])
     exec(compile(source, f"<segment-bridge mapping: {name}>", "exec"), namespace)  # noqa: S102 - see above
     function: Applier = namespace[name]
     return function
@@ -572,7 +595,7 @@ class CompiledMapping:
     spec: MappingSpec
     source: str
     warnings: tuple[str, ...] = ()
-    #: The compiled mapping: ``apply(event, event.data, parameters)`` is ``(anonymousId, userId, properties)`` of
+    #: The compiled mapping: ``apply(event, event.data, parameters, raw)`` is ``(anonymousId, userId, properties)`` of
     #: one event as ``decoder`` decodes it. Absent values are left out; ids are strings or ``None``.
     apply: Applier = field(default=_not_compiled, repr=False)
     #: The Segment event name of each supported type the mapping names.
@@ -629,11 +652,15 @@ class CompiledMapping:
         Raises:
             msgspec.ValidationError: the object is not a valid call-progress event.
         """
-        decoded = guarded(self.decoder.decode, msgspec.json.encode(event))
-        data = decoded.data if not isinstance(decoded.data, str) else self.decoder.decode_data(decoded.data)
+        raw = msgspec.json.encode(event)
+        decoded = guarded(self.decoder.decode, raw)
+        data = decoded.data
+        if isinstance(data, str):  # as translate does: the event holds data decoded
+            data = self.decoder.decode_data(data)
+            decoded = msgspec.structs.replace(decoded, data=data)
         request = data.request
         params = request.parameters if request is not None else self.decoder.empty_parameters
-        return self.apply(decoded, data, params)
+        return self.apply(decoded, data, params, raw)
 
     def properties(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """The Segment properties of one event; absent values and empty strings are left out."""

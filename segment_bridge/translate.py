@@ -24,12 +24,14 @@ from segment_bridge.events import (
     TimeZoneError,
     check_text,
     decode_json,
+    encode_deep,
     event_timestamp,
     guarded,
     is_output_form,
     json_kind,
     json_problem,
     validation_problem,
+    without_duplicate_keys,
 )
 from segment_bridge.external_ids import EXTERNAL_IDS
 from segment_bridge.mapping import CompiledMapping, load_mapping
@@ -182,7 +184,10 @@ def _not_a_call_event(raw: bytes, error: msgspec.ValidationError) -> Translation
     try:
         head = guarded(_decode_head, raw)
     except msgspec.ValidationError:
-        kind = json_kind(decode_json(raw))
+        try:
+            kind = json_kind(decode_json(raw))
+        except JSONProblem as problem:  # a value the struct refused before reaching what follows it: `0 x`, `1 2`
+            return _refuse(_as_text(raw), RefusalReason.INVALID_JSON, str(problem))
         return _refuse(None, RefusalReason.INVALID_EVENT, f"expected a CloudEvent object, got {kind}", raw=raw)
     event_id, event_type = _str_or_none(head.id), _str_or_none(head.type)
     if event_type is None:
@@ -231,13 +236,19 @@ def _element(raw: bytes, mapping: CompiledMapping, *, unwrap: bool) -> Translati
         try:
             event = guarded(decoder.decode, raw)
         except msgspec.ValidationError as error:
+            unique = without_duplicate_keys(raw)
+            if unique is not None:  # judged by each key's last value, as JSON means it
+                return _element(unique, mapping, unwrap=unwrap)
             record = _dead_letter(raw) if unwrap else None
             if record is not None and bytes(record.event).startswith(b"{"):
                 return _element(bytes(record.event), mapping, unwrap=False)
             return _not_a_call_event(raw, error)
-        return _call_event(event, raw, mapping)
     except Exception as error:  # a bug must cost one event, never the request, batch or shard
         return _translation_error(None, error, None, None, raw)
+    try:
+        return _call_event(event, raw, mapping)
+    except Exception as error:  # the id and type are known by now: the answer and the record keep them
+        return _translation_error(None, error, event.id, event.type, raw)
 
 
 def _call_event(event: Any, raw: bytes, mapping: CompiledMapping) -> Translation:
@@ -250,10 +261,21 @@ def _call_event(event: Any, raw: bytes, mapping: CompiledMapping) -> Translation
     data = event.data
     if isinstance(data, str):  # data sent as a JSON string: the same struct, from that string
         try:
-            data = guarded(decoder.decode_data, data.encode())  # type: ignore[arg-type]
+            data = guarded(decoder.decode_data, data.encode())
         except msgspec.ValidationError as error:
-            path, words = validation_problem(error, "data")
-            return _refuse(None, RefusalReason.INVALID_EVENT, f"{path}: {words}", "", event.id, event.type, raw)
+            try:  # msgspec stops at a value the struct refuses, before text after it ("2025-01-01T…": 2025, then junk)
+                decode_json(data)
+            except JSONProblem:
+                message = "data: a string that is not JSON"
+                return _refuse(None, RefusalReason.INVALID_EVENT, message, "", event.id, event.type, raw)
+            unique = without_duplicate_keys(data.encode())  # as for the event itself: a key's last value counts
+            try:
+                if unique is None:
+                    raise error
+                data = guarded(decoder.decode_data, unique)
+            except msgspec.ValidationError as last:
+                path, words = validation_problem(last, "data")
+                return _refuse(None, RefusalReason.INVALID_EVENT, f"{path}: {words}", "", event.id, event.type, raw)
         except (msgspec.DecodeError, RecursionError, JSONProblem, UnicodeEncodeError):
             message = "data: a string that is not JSON"
             return _refuse(None, RefusalReason.INVALID_EVENT, message, "", event.id, event.type, raw)
@@ -286,7 +308,7 @@ def _map(event: Any, data: Any, params: Any, mapping: CompiledMapping, raw: byte
                 event.type,
                 raw,
             )
-    anonymous_id, user_id, properties = mapping.apply(event, data, params)
+    anonymous_id, user_id, properties = mapping.apply(event, data, params, raw)
     # A fresh context per message: callers own their messages and may change them.
     context: dict[str, Any] = {"library": {"name": _LIBRARY_NAME, "version": __version__}}
     if EXTERNAL_IDS in properties:
@@ -319,10 +341,11 @@ def _map(event: Any, data: Any, params: Any, mapping: CompiledMapping, raw: byte
         message["messageId"] = message_id
     try:
         body = orjson.dumps(message)
-    except TypeError:  # orjson: an integer beyond 64 bits, which no JSON consumer downstream takes
-        # orjson's own wording ("Integer exceeds 64-bit range") is not for users; the values come from JSON, so an
-        # integer too large is the only thing it can refuse here.
-        message_text = "a mapped value cannot be sent: an integer beyond 64 bits"
+    except TypeError as error:  # orjson's words are not for users; the values come from JSON, so it refuses
+        # an integer beyond 64 bits, which no JSON consumer downstream takes, or nesting beyond its 254 levels.
+        too_deep = "ecursion" in str(error)
+        what = "values nested more than 254 levels deep" if too_deep else "an integer beyond 64 bits"
+        message_text = f"a mapped value cannot be sent: {what}"
         return _refuse(None, RefusalReason.INVALID_EVENT, message_text, "", event_id, event_type, raw)
     # orjson writes infinity (a number beyond double range, as the decoder reads it) as null.
     if b"null" in body and _has_infinity(message):
@@ -364,7 +387,9 @@ def translate_event(element: Any, mapping: CompiledMapping) -> Translation:
     A dead-letter record (from ``--dead-letter``) is unwrapped and its original event translated.
     """
     try:
-        raw = msgspec.json.encode(element)
+        raw = encode_deep(element)
+    except JSONProblem as problem:  # as translate_record refuses the same event as text
+        return _refuse(element, RefusalReason.INVALID_JSON, str(problem))
     except (TypeError, ValueError, OverflowError):
         return _refuse(element, RefusalReason.INVALID_EVENT, f"expected a CloudEvent object, got {json_kind(element)}")
     return _element(raw, mapping, unwrap=True)
@@ -409,6 +434,9 @@ def _record(raw: bytes, mapping: CompiledMapping) -> Translation | str | bytes:
     try:
         event = guarded(decoder.decode, raw)
     except msgspec.ValidationError:
+        # msgspec stops at the first value the struct refuses, before it sees text that follows (`{"a": 1} x`):
+        # that text decides whether this is invalid JSON or an invalid event.
+        decode_json(raw)
         record = _dead_letter(raw)
         text = None if record is None else _kept_text(record)
         # Decoded again: invalid events are the rare case.

@@ -215,3 +215,21 @@ def test_data_fields_are_found_in_either_spelling() -> None:
     assert result.track is not None, result.refusal
     assert result.track.message["properties"]["event_sid"] == "EV9"
     assert result.track.message["properties"]["response_code"] == 204
+
+
+@pytest.mark.parametrize(
+    ("body", "position"),
+    [
+        (b"0\x00", 1),  # found by the server's fuzz test: a scalar the struct refuses, then a NUL
+        (b"1 2", 2),
+        (b"null x", 5),
+        (b'{"a": 1} x', 9),  # an object that is no CloudEvent, then text
+        (b'{"specversion": "1.0"} {}', 23),
+    ],
+)
+def test_text_after_a_value_that_is_no_call_event_is_not_json(body: bytes, position: int) -> None:
+    # The struct refuses the value before msgspec reaches what follows it; what follows still decides the reason.
+    (translation,) = translate_record(body, load_mapping())
+    assert translation.refusal is not None
+    assert translation.refusal.reason is RefusalReason.INVALID_JSON
+    assert translation.refusal.message == f"not JSON: trailing characters at position {position}"

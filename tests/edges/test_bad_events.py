@@ -50,11 +50,11 @@ def _run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[
     )
 
 
-# -- the issue's number, on the fast path ------------------------------------------------------------------------
+# -- the issue's number, alone and in an array -------------------------------------------------------------------
 
 
 def test_the_issues_line_translates_the_same_alone_and_in_an_array() -> None:
-    # The typed decoder never reads `extra`; the general path reads 1e400 as infinity instead of refusing the text.
+    # The decoder skips `extra` unread; the event kept for records and reports reads 1e400 as infinity.
     (alone,) = translate_record(ISSUE_LINE, MAPPING)
     (in_array,) = translate_record(b"[" + ISSUE_LINE + b"]", MAPPING)
     assert alone.track is not None and in_array.track is not None
@@ -63,7 +63,7 @@ def test_the_issues_line_translates_the_same_alone_and_in_an_array() -> None:
 
 
 @pytest.mark.parametrize("number", [b"1e400", b"-1E+400", b"9" * 400])
-def test_a_number_beyond_double_range_that_is_mapped_is_refused_on_both_paths(number: bytes) -> None:
+def test_a_number_beyond_double_range_that_is_mapped_is_refused_alone_and_in_an_array(number: bytes) -> None:
     raw = ISSUE_LINE.replace(b'"in-progress"', number)
     for record in (raw, b"[" + raw + b"]"):
         (translation,) = translate_record(record, MAPPING)

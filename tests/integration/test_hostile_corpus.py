@@ -103,8 +103,8 @@ CORPUS = _corpus()
 
 #: What the library decides for the lines the issue names; the test also holds every entry point to the library.
 EXPECTED = {
-    # A number beyond double range is read as Python reads it (infinity): unmapped, the event translates on every
-    # path (the typed decoder never looks at it); mapped, it cannot be sent. As integers beyond 64 bits.
+    # A number beyond double range is read as Python reads it (infinity): unmapped, the event translates at every
+    # entry point (the decoder skips it unread); mapped, it cannot be sent. As integers beyond 64 bits.
     "exponent_beyond_double@data": "translated",
     "exponent_beyond_double@parameter": "translated",
     "exponent_beyond_double@attribute": "translated",
