@@ -2,10 +2,11 @@
 
 Twilio's Kinesis sink writes one CloudEvent per record; an event source mapping with ``ReportBatchItemFailures``
 hands the records to :func:`handler` in batches. Each invocation decodes and translates every record, sends the
-events of all records together through :mod:`segment_bridge.delivery` within the invocation's remaining time, and
-returns ``{"batchItemFailures": [{"itemIdentifier": "<sequenceNumber>"}, ...]}`` naming the records whose events
-Segment did not accept. Lambda then checkpoints before the lowest failed record and sends it and every later record
-again; deterministic ``messageId`` s make the repeats harmless.
+events of all records together through the delivery engine (:class:`segment_bridge.delivery.DeliveryEngine`) within
+the invocation's remaining time (each attempt's HTTP timeout shrinks to the time left; none starts in the last
+0.25 s), and returns ``{"batchItemFailures": [{"itemIdentifier": "<sequenceNumber>"}, ...]}`` naming the records
+whose events Segment did not accept. Lambda then checkpoints before the lowest failed record and sends it and every
+later record again; deterministic ``messageId`` s make the repeats harmless.
 
 Refused events (deprecated, api-request or unknown types, bad base64, bad JSON, invalid events) are *not* failures:
 retrying them would block the shard for nothing. Each is logged as one JSON line with its reason, hint, shard and
@@ -32,6 +33,9 @@ the mapping, retry policy and dead-letter file are built then and reused. A misc
 ==================================  =============================================================================
 
 This module imports only the core and :mod:`segment_bridge.delivery`; boto3 is not needed at run time.
+
+Over 500 lines for a reason: the environment table above, structured logging, and the Kinesis record
+bookkeeping (``_KinesisBatch``) that ``batchItemFailures`` must name exactly; delivery is the engine's.
 """
 
 from __future__ import annotations
@@ -55,11 +59,12 @@ from segment_bridge.catalog import TEST_EVENT_TYPE
 from segment_bridge.deadletter import DeadLetterWriter
 from segment_bridge.delivery import (
     DEFAULT_BATCH_MESSAGES,
+    DeliveryEngine,
+    EngineThread,
+    MessageOutcome,
     RetryPolicy,
     SegmentTransport,
     Transport,
-    iter_batches,
-    send_batch,
 )
 from segment_bridge.exceptions import (
     BridgeError,
@@ -71,7 +76,7 @@ from segment_bridge.exceptions import (
 from segment_bridge.mapping import CompiledMapping, load_mapping
 from segment_bridge.outcomes import Outcome, Refusal, RefusalReason
 from segment_bridge.settings import Settings
-from segment_bridge.track import MAX_BATCH_MESSAGES, TrackCall
+from segment_bridge.track import MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, TrackCall
 from segment_bridge.translate import translate_record
 
 __all__ = ["LambdaContext", "LambdaRuntime", "handler", "load_runtime", "reset_runtime"]
@@ -214,9 +219,9 @@ class LambdaRuntime:
             message = "the event has no Records list: is this function triggered by a Kinesis event source mapping?"
             _emit(logging.ERROR, "configuration_error", error="ConfigurationError", message=message)
             raise ConfigurationError(message)
-        invocation = _Invocation(self, records)
+        invocation = _KinesisBatch(self, records)
         invocation.translate_all()
-        invocation.deliver(end)
+        batches = invocation.deliver(end)
         failures = invocation.failures()
         counts = invocation.counts
         self.counts.update(counts)
@@ -227,7 +232,7 @@ class LambdaRuntime:
             failed_records=len(failures),
             **{key: counts[key] for key in ("translated", "acknowledged", "refused", "delivered", "not_delivered")},
             refused_by_reason={str(reason): n for reason, n in sorted(invocation.reasons.items())},
-            batches=invocation.batches,
+            batches=batches,
             duration_ms=round((self.clock() - started) * 1000, 1),
         )
         return {"batchItemFailures": [{"itemIdentifier": identifier} for identifier in failures]}
@@ -240,6 +245,30 @@ def _time_left(context: LambdaContext | None) -> float:
     return max(0.0, context.get_remaining_time_in_millis() / 1000)
 
 
+class _ShrinkingTimeout:
+    """A transport per attempt whose HTTP timeout is the invocation's time left, at most ``http_timeout``.
+
+    So every attempt can time out before Lambda stops the invocation (which would retry the whole Kinesis batch),
+    and a retry late in the invocation still gets the time that is left rather than none.
+    """
+
+    def __init__(self, factory: TransportFactory, http_timeout: float, end: float, clock: Clock) -> None:
+        self._factory = factory
+        self._http_timeout = http_timeout
+        self._end = end
+        self._clock = clock
+
+    def send(self, batch: Sequence[TrackCall]) -> None:
+        transport = self._factory(min(self._http_timeout, max(0.0, self._end - self._clock())))
+        try:
+            transport.send(batch)
+        finally:
+            transport.close()
+
+    def close(self) -> None:
+        pass
+
+
 @dataclass(slots=True)
 class _Record:
     index: int
@@ -248,8 +277,8 @@ class _Record:
     message_ids: list[str] = field(default_factory=list)
 
 
-class _Invocation:
-    """The state of one invocation: each record, its messages, what Segment accepted."""
+class _KinesisBatch:
+    """One invocation's records: each record's messages, its refusals, and which messages Segment accepted."""
 
     def __init__(self, runtime: LambdaRuntime, raw_records: list[Any]) -> None:
         self.runtime = runtime
@@ -260,7 +289,6 @@ class _Invocation:
         self.delivered: set[str] = set()
         self.counts: Counter[str] = Counter()
         self.reasons: Counter[str] = Counter()
-        self.batches = 0
 
     # -- translation ----------------------------------------------------------------------------------------
 
@@ -352,32 +380,41 @@ class _Invocation:
 
     # -- delivery -------------------------------------------------------------------------------------------
 
-    def deliver(self, end: float) -> None:
+    def deliver(self, end: float) -> int:
+        """Deliver every message through the engine before ``end``; the number of Segment batches it took."""
         runtime = self.runtime
-        for batch in iter_batches(self.calls.values(), max_messages=runtime.max_messages):
-            left = end - runtime.clock()
-            if left < _MIN_ATTEMPT_SECONDS:
-                self._not_delivered(batch, "deadline", None, 0)
-                continue
-            timeout = min(runtime.http_timeout, left)
-            transport = runtime.transport_factory(timeout)
-            try:
-                # No attempt may start unless it can time out before the end: deadline = end - timeout.
-                results = send_batch(
-                    transport, batch, runtime.policy, sleep=runtime.sleep, clock=runtime.clock, deadline=end - timeout
-                )
-            finally:
-                transport.close()
-            for result in results:
-                self.batches += 1
-                if result.error is None:
-                    self.delivered.update(call.message_id for call in result.calls)
-                    self.counts["delivered"] += len(result.calls)
-                elif isinstance(result.error, PayloadTooLargeError) and len(result.calls) == 1:
-                    # One message Segment will never take: retrying it would block the shard for good.
-                    self._too_large(result.calls[0], result.error)
-                else:
-                    self._not_delivered(result.calls, result.error.kind, result.error, result.attempts)
+        if not self.calls:
+            return 0
+        engine = DeliveryEngine(
+            _ShrinkingTimeout(runtime.transport_factory, runtime.http_timeout, end, runtime.clock),
+            runtime.policy,
+            max_messages=runtime.max_messages,
+            max_in_flight=1,
+            attempt_reserve=_MIN_ATTEMPT_SECONDS,
+            sleep=runtime.sleep,
+            clock=runtime.clock,
+        )
+        with EngineThread(engine, name="segment-bridge-lambda") as sender:
+            outcomes = sender.deliver(self.calls.values(), deadline=end)
+        failed: dict[int, list[MessageOutcome]] = {}  # by (sub-)batch: its messages share one error
+        for outcome in outcomes:
+            error = outcome.error
+            if outcome.delivered:
+                self.delivered.add(outcome.call.message_id)
+                self.counts["delivered"] += 1
+            elif isinstance(error, PayloadTooLargeError) and (
+                error.count == 1 or outcome.call.size > MAX_MESSAGE_BYTES
+            ):
+                # One message Segment will never take: retrying it would block the shard for good.
+                self._too_large(outcome.call, error)
+            else:
+                failed.setdefault(id(error), []).append(outcome)
+        for group in failed.values():
+            error = group[0].error
+            kind = error.kind if isinstance(error, DeliveryError) else group[0].reason or "deadline"
+            delivery_error = error if isinstance(error, DeliveryError) else None
+            self._not_delivered([o.call for o in group], kind, delivery_error, group[0].attempts)
+        return engine.metrics.batches
 
     def _too_large(self, call: TrackCall, error: DeliveryError) -> None:
         self.delivered.add(call.message_id)
@@ -422,6 +459,11 @@ class _Invocation:
             if record.sequence not in identifiers:
                 identifiers.append(record.sequence)
         return identifiers
+
+
+def _alone(error: PayloadTooLargeError, call: TrackCall) -> bool:
+    """Whether Segment refused this message on its own (a batch split down to it, or over 32 KB, never sent)."""
+    return error.count == 1 or call.size > MAX_MESSAGE_BYTES
 
 
 def _where(record: _Record) -> dict[str, Any]:

@@ -1,8 +1,10 @@
-"""The replay engine: archived events -> translate -> batches -> delivery, streamed, with a resumable checkpoint.
+"""Replay: archived events -> translate -> the delivery engine, streamed, with a resumable checkpoint.
 
-Memory stays bounded whatever the input size: records are read lazily, at most ``concurrency`` batches are in
-flight, delivered messages are counted rather than kept, and the checkpoint window holds only positions that still
-have messages in flight.
+A thin caller of :class:`segment_bridge.delivery.DeliveryEngine` (through its ``EngineThread``): it reads and
+translates records lazily, hands their messages to the engine ``max_messages`` at a time, and counts each message's
+outcome as it comes back. Memory stays bounded whatever the input size: at most ``concurrency`` batches' worth of
+messages are with the engine at once, delivered messages are counted rather than kept, and the checkpoint window
+(:class:`~segment_bridge.checkpoint.PositionWindow`) holds only positions that still have messages in flight.
 
 Every event ends in exactly one count of :class:`ReplaySummary`: delivered (Segment answered 2xx),
 acknowledged (nothing to send, e.g. the sink test event), refused (by the core, with a reason) or failed (its
@@ -21,16 +23,16 @@ and the next run tries it again.
 
 No argument parsing or printing here: the CLI draws progress through the ``progress`` hook and maps
 :attr:`ReplaySummary.exit_code` to its exit status.
+
+Over 500 lines for a reason: :func:`replay` is one loop (read, count, hand over, settle, checkpoint) whose closures
+share its state; the checkpoint lives in :mod:`segment_bridge.checkpoint` and delivery in the engine.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import stat
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -38,24 +40,34 @@ from pathlib import Path
 from queue import Empty, Full, Queue
 from typing import Any
 
-import orjson
-
+from segment_bridge.checkpoint import (
+    CHECKPOINT_HEAD_BYTES,
+    Checkpoint,
+    InputHead,
+    Position,
+    PositionSlot,
+    PositionWindow,
+    ResumePoint,
+    is_regular_file,
+)
 from segment_bridge.deadletter import DeadLetterWriter
 from segment_bridge.delivery import (
     DEFAULT_BATCH_MESSAGES,
-    BatchResult,
     Clock,
+    DeliveryEngine,
+    EngineThread,
+    MessageOutcome,
+    MessageStatus,
     RetryPolicy,
     Sleep,
     Transport,
     failure_refusal,
-    send_batch,
 )
-from segment_bridge.exceptions import ConfigurationError
+from segment_bridge.exceptions import ConfigurationError, DeliveryError
 from segment_bridge.mapping import CompiledMapping
-from segment_bridge.outcomes import Refusal, Translation
+from segment_bridge.outcomes import Refusal, RefusalReason, Translation
 from segment_bridge.sources import Record, iter_records
-from segment_bridge.track import MAX_BATCH_BYTES, TrackCall, batch_growth
+from segment_bridge.track import MAX_BATCH_BYTES, TrackCall
 from segment_bridge.translate import translate_record
 
 __all__ = [
@@ -76,10 +88,6 @@ __all__ = [
     "replay_files",
 ]
 
-#: A place in the input: (file index, 1-based line), plus the byte column for a value that does not open its line
-#: (values sharing a line, as in a Firehose archive); see ``sources.Record.position``. Positions only grow along
-#: the input.
-Position = tuple[int, ...]
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -89,7 +97,6 @@ EXIT_FAILED = 3
 _PROGRESS_EVERY = 1_000  # records between progress calls when no batch completes (e.g. all refused)
 #: Seconds without a new record after which a pipe's partial batch is sent (``tail -f archive | replay -``).
 DEFAULT_IDLE_FLUSH = 1.0
-_CHECKPOINT_VERSION = 1
 
 
 @dataclass(slots=True)
@@ -148,260 +155,13 @@ class ReplaySummary:
         return EXIT_OK
 
 
-#: Bytes at the start of each input that a checkpoint fingerprints: enough to tell a rewritten file from the one
-#: the checkpoint was written for, and cheap to read again at every start.
-CHECKPOINT_HEAD_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class InputHead:
-    """The fingerprint of one input's first bytes, so a checkpoint never resumes into a different file.
-
-    Only the head is hashed: an archive that grows by appending keeps its checkpoint (the first ``size`` bytes
-    are unchanged), while a file rewritten under the same name is caught.
-    """
-
-    name: str
-    size: int
-    sha256: str
-
-    @classmethod
-    def of(cls, name: str, limit: int = CHECKPOINT_HEAD_BYTES) -> InputHead | None:
-        """Fingerprint ``name``'s first ``limit`` bytes; ``None`` when it cannot be read (reading reports it)."""
-        if not is_regular_file(name):
-            return None  # reading a pipe here would take its first bytes away from the replay
-        try:
-            with open(name, "rb") as file:
-                head = file.read(limit)
-        except OSError:
-            return None
-        return cls(name, len(head), hashlib.sha256(head).hexdigest())
-
-    def matches(self) -> bool:
-        """Whether the file now starts with the bytes it started with when fingerprinted."""
-        now = InputHead.of(self.name, self.size)
-        return now is not None and now.size == self.size and now.sha256 == self.sha256
-
-
-@dataclass(frozen=True, slots=True)
-class ResumePoint:
-    """What a checkpoint says is done: up to ``position`` everything, up to ``through`` all but ``pending``.
-
-    ``pending`` are the positions still in flight, or waiting in a batch, when it was saved. With ``position``
-    alone, a batch held in retries would hold back everything read after it, and a resumed run would send all of
-    that again; with the positions after it that finished, a resume re-sends about what was in flight.
-    """
-
-    position: Position
-    through: Position
-    pending: frozenset[Position] = frozenset()
-
-    def done(self, position: Position) -> bool:
-        """Whether ``position`` was resolved in the run that saved this point."""
-        return position <= self.position or (position <= self.through and position not in self.pending)
-
-
-def _position(parts: Any) -> Position:
-    """A position read from a checkpoint file: ``(file, line)`` or ``(file, line, column)``, all whole numbers."""
-    if not isinstance(parts, list) or len(parts) not in (2, 3):
-        raise ValueError("a position is 2 or 3 numbers")
-    return tuple(int(part) for part in parts)
-
-
-class Checkpoint:
-    """A replay's resume point in a small JSON file, replaced atomically.
-
-    Args:
-        path: the checkpoint file.
-        key: identifies the inputs (e.g. their names); a checkpoint written for other inputs is refused.
-        heads: fingerprints of the inputs' first bytes; a checkpoint whose inputs now start differently is
-            refused, since its position would point into other data and skip events never sent.
-        interval: least seconds between two saves during a run (the final save always happens).
-        clock: monotonic seconds, for the interval.
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        key: str = "",
-        heads: Sequence[InputHead] = (),
-        interval: float = 0.5,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        self.path = Path(path)
-        self.key = key
-        self.heads = tuple(heads)
-        self.interval = interval
-        self._clock = clock
-        self._saved: Position | ResumePoint | None = None
-        self._last_save = float("-inf")
-        #: What the loaded checkpoint says is done, beyond :meth:`load`'s position (``None`` before a load).
-        self.resume: ResumePoint | None = None
-
-    def __repr__(self) -> str:
-        return f"Checkpoint({str(self.path)!r})"
-
-    def load(self) -> Position | None:
-        """The saved position, or ``None`` when there is no checkpoint yet.
-
-        Raises:
-            ConfigurationError: the file is unreadable, malformed, was written for other inputs, or an input
-                no longer starts with the bytes it had when the checkpoint was written.
-        """
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read checkpoint {str(self.path)!r}: {exc.strerror}") from None
-        try:
-            data = orjson.loads(raw)
-            loaded = _position(data["position"])
-            key = str(data.get("key", ""))
-            # Checkpoints written before fingerprints existed have none: they resume as they always did.
-            heads = [InputHead(str(h["name"]), int(h["size"]), str(h["sha256"])) for h in data.get("heads", [])]
-            # ... nor do those written before the positions done past the first unfinished one were kept.
-            through = _position(data["through"]) if "through" in data else loaded
-            resume = ResumePoint(loaded, max(loaded, through), frozenset(_position(p) for p in data.get("pending", [])))
-        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError):
-            raise ConfigurationError(f"checkpoint {str(self.path)!r} is not a segment-bridge checkpoint") from None
-        if key != self.key:
-            raise ConfigurationError(
-                f"checkpoint {str(self.path)!r} was written for other inputs; remove it to start over"
-            )
-        for head in heads:
-            if not head.matches():
-                raise ConfigurationError(
-                    f"{head.name!r} changed since checkpoint {str(self.path)!r} was written (its first {head.size} "
-                    "bytes differ): resuming would skip events never sent; remove the checkpoint to start over"
-                )
-        self._saved = loaded
-        self.resume = resume
-        return loaded
-
-    def due(self) -> bool:
-        """Whether :meth:`save` without ``force`` would write now (the interval since the last save has passed)."""
-        return self._clock() - self._last_save >= self.interval
-
-    def save(self, position: Position, *, force: bool = False, ahead: ResumePoint | None = None) -> bool:
-        """Store ``position`` unless it is already stored or the last save is too recent; say if it wrote.
-
-        ``ahead``, when given, also records the positions after ``position`` already done (its ``through`` minus
-        its ``pending``); its own ``position`` is ignored.
-
-        The temporary file is flushed to disk before it replaces the old one, so the checkpoint on disk is
-        always a complete file, old or new, even after a power cut.
-        """
-        state: Position | ResumePoint = position
-        if ahead is not None and ahead.through > position:
-            state = ResumePoint(position, ahead.through, ahead.pending)
-        if state == self._saved:
-            return False
-        now = self._clock()
-        if not force and now - self._last_save < self.interval:
-            return False
-        heads = [{"name": h.name, "size": h.size, "sha256": h.sha256} for h in self.heads]
-        content: dict[str, Any] = {
-            "version": _CHECKPOINT_VERSION,
-            "key": self.key,
-            "heads": heads,
-            "position": list(position),
-        }
-        if isinstance(state, ResumePoint):
-            content["through"] = list(state.through)
-            content["pending"] = sorted(map(list, state.pending))
-        data = orjson.dumps(content)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        try:
-            with tmp.open("wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            raise ConfigurationError(f"cannot write checkpoint {str(self.path)!r}: {exc.strerror}") from None
-        self._saved = state
-        self._last_save = now
-        return True
-
-
-class _Slot:
-    """One input position in the checkpoint window: how many of its messages are still unresolved."""
-
-    __slots__ = ("complete", "pending", "position")
-
-    def __init__(self, position: Position) -> None:
-        self.position = position
-        self.pending = 0
-        self.complete = False  # every event of this position has been read
-
-
-class _Window:
-    """Positions not yet known to be resolved, in input order; the front ones resolve the checkpoint.
-
-    Between two positions with pending messages at most one resolved position is kept (the last of a run),
-    so the window is bounded by the messages in flight, not by the input.
-    """
-
-    def __init__(self) -> None:
-        self._slots: deque[_Slot] = deque()
-        self.resolved: Position | None = None
-
-    def open(self, position: Position) -> _Slot:
-        self._close_tail()
-        slot = _Slot(position)
-        self._slots.append(slot)
-        return slot
-
-    def finish(self) -> None:
-        self._close_tail()
-        self.advance()
-
-    def _close_tail(self) -> None:
-        if not self._slots:
-            return
-        tail = self._slots[-1]
-        tail.complete = True
-        if tail.pending == 0 and len(self._slots) >= 2:
-            before = self._slots[-2]
-            if before.complete and before.pending == 0:
-                # A run of resolved positions: only its last matters for the checkpoint.
-                before.position = tail.position
-                self._slots.pop()
-
-    def advance(self) -> Position | None:
-        while self._slots and self._slots[0].complete and self._slots[0].pending == 0:
-            self.resolved = self._slots.popleft().position
-        return self.resolved
-
-    def ahead(self, limit: int) -> tuple[Position, list[Position]] | None:
-        """The last position read and the unresolved positions up to it (at most ``limit`` of them).
-
-        Every position in the window that is not unresolved is resolved, and so is every position between two
-        of them that the window no longer holds (it was collapsed into a run of resolved ones). Past ``limit``
-        unresolved positions (failures kept for the next run, with no dead-letter file), the answer stops at the
-        last one listed: what follows it is not claimed, so it is sent again.
-        """
-        if not self._slots:
-            return None
-        pending: list[Position] = []
-        for slot in self._slots:
-            if slot.pending or not slot.complete:
-                if len(pending) == limit:
-                    return pending[-1], pending
-                pending.append(slot.position)
-        return self._slots[-1].position, pending
-
-
 @dataclass(slots=True)
 class _Pending:
-    """A batch in flight: each message with the original event (for dead-letter records) and its slot."""
+    """Messages handed to the engine together, each with its translation (dead-letter records) and position."""
 
     calls: list[TrackCall] = field(default_factory=list)
-    events: list[Any] = field(default_factory=list)
-    slots: list[_Slot] = field(default_factory=list)
-    size: int = 0
+    translations: list[Translation] = field(default_factory=list)
+    slots: list[PositionSlot] = field(default_factory=list)
 
 
 _Item = tuple[Position, Translation]
@@ -514,16 +274,16 @@ def replay(
         raise ValueError("concurrency must be at least 1")
     if not 1 <= max_messages <= 2_500:
         raise ValueError("max_messages must be between 1 and 2500")
-    policy = policy if policy is not None else RetryPolicy()
     summary = summary if summary is not None else ReplaySummary()
     items = _until_read_error(items, summary)
     resume = checkpoint.load() if checkpoint is not None else None
     point = checkpoint.resume if checkpoint is not None else None
     summary.checkpoint = resume
-    window = _Window()
-    in_flight: dict[Future[list[BatchResult]], _Pending] = {}
+    window = PositionWindow()
+    in_flight: dict[Future[list[MessageOutcome]], _Pending] = {}
+    outstanding = 0  # messages submitted to the engine and not settled here yet
     current = _Pending()
-    slot: _Slot | None = None
+    slot: PositionSlot | None = None
     # Saving after this many messages resolved, besides every ``interval`` seconds, bounds what a SIGKILL loses to
     # about one more window of batches in flight, however fast they go.
     save_every = concurrency * max_messages
@@ -531,6 +291,20 @@ def replay(
     pending_limit = (concurrency + 1) * max_messages + 1
     unsaved = 0
     last_seen: Position = (0, 0)
+    # The engine's worker threads come from this pool (a name of this module, so a test can run them itself).
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="segment-bridge-replay")
+    engine = DeliveryEngine(
+        transport,
+        policy,
+        max_messages=max_messages,
+        max_bytes=max_bytes,
+        max_in_flight=concurrency,
+        sleep=sleep,
+        clock=clock,
+        executor=pool,
+        share_duplicates=False,
+    )
+    sender = EngineThread(engine, name="segment-bridge-replay-engine")
 
     def save_checkpoint(*, force: bool = False) -> None:
         nonlocal unsaved
@@ -547,12 +321,15 @@ def replay(
         checkpoint.save(base, force=True, ahead=ResumePoint(base, through, frozenset(pending)))
         unsaved = 0
 
-    def settle(done: Iterable[Future[list[BatchResult]]]) -> None:
-        nonlocal unsaved
+    def settle(done: Iterable[Future[list[MessageOutcome]]]) -> None:
+        nonlocal unsaved, outstanding
         for future in done:
-            pending = in_flight.pop(future)
-            _settle(pending, future.result(), summary, dead_letter, on_failure)
-            unsaved += len(pending.calls)
+            chunk = in_flight.pop(future)
+            outstanding -= len(chunk.calls)
+            _count(chunk, future.result(), summary, dead_letter, on_failure)
+            unsaved += len(chunk.calls)
+        summary.batches = engine.metrics.batches
+        summary.failed_batches = engine.metrics.failed_batches
         position = window.advance()
         if position is not None:
             summary.checkpoint = position
@@ -563,105 +340,92 @@ def replay(
     def settle_finished() -> None:
         settle([f for f in list(in_flight) if f.done()])
 
-    def submit(pool: ThreadPoolExecutor, batch: _Pending) -> None:
-        # Bounded in-flight batches: wait for one to finish before sending another.
-        while len(in_flight) >= concurrency:
+    def submit(chunk: _Pending, *, flush: bool = False) -> None:
+        nonlocal outstanding
+        # Bounded: at most ``concurrency`` batches' worth of messages are with the engine at once.
+        while in_flight and outstanding + len(chunk.calls) > concurrency * max_messages:
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             settle(done)
-        # The batch is registered before the pool sees it: Ctrl-C may land inside pool.submit (which can wait for
-        # a thread to start) after the batch was handed over, and a batch sent must still be counted.
-        future: Future[list[BatchResult]] = Future()
-        in_flight[future] = batch
-        pool.submit(_run_into, future, lambda: send_batch(transport, batch.calls, policy, sleep=sleep, clock=clock))
+        in_flight[sender.submit(chunk.calls, flush=flush)] = chunk
+        outstanding += len(chunk.calls)
 
     stream: Iterable[_Item | None] = items if idle_flush is None else _marking_idle(items, idle_flush)
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="segment-bridge-replay") as pool:
-        try:
-            for item in stream:
-                if stop is not None and stop.is_set():
-                    summary.interrupted = True
-                    break
-                if item is None:  # the input is idle: send what waits, settle what finished
-                    if current.calls:
-                        submit(pool, current)
-                        current = _Pending()
-                    settle_finished()
-                    continue
-                position, translation = item
-                last_seen = position
-                if point is not None and point.done(position):
-                    if slot is None or slot.position != position:
-                        summary.skipped += 1
-                        slot = _Slot(position)  # a throwaway marker so each skipped position counts once
-                    continue
-                if slot is None or slot.position != position:
-                    slot = window.open(position)
-                    summary.records += 1
-                    if progress is not None and summary.records % _PROGRESS_EVERY == 0:
-                        if in_flight:
-                            settle_finished()
-                        else:
-                            progress(summary)
-                summary.events += 1
-                call = translation.track
-                if call is not None:
-                    added = batch_growth(len(current.calls), current.size, call, max_messages, max_bytes)
-                    if added is None:
-                        submit(pool, current)
-                        current, added = _Pending(), call.size
-                    current.calls.append(call)
-                    current.events.append(translation.event)
-                    current.slots.append(slot)
-                    current.size += added
-                    slot.pending += 1
-                elif translation.refusal is not None:
-                    summary.refused[str(translation.refusal.reason)] += 1
-                    if on_refusal is not None:
-                        on_refusal(position, translation.refusal)
-                    if dead_letter is not None:
-                        dead_letter.write(translation.refusal, translation.event)
-                        summary.dead_lettered += 1
-                else:
-                    summary.acknowledged += 1
-            # Ctrl-C as the input ended counts too: the user asked to stop, and is told so.
-            summary.interrupted = stop is not None and stop.is_set()
-            # Stopped, the partial batch is not sent and the last position read stays open (the rest of its events
-            # may not have been read), so the checkpoint stops before them.
-            if not summary.interrupted:
+    try:
+        for item in stream:
+            if stop is not None and stop.is_set():
+                summary.interrupted = True
+                break
+            if item is None:  # the input is idle: send what waits, settle what finished
                 if current.calls:
-                    submit(pool, current)
+                    submit(current, flush=True)
                     current = _Pending()
-                window.finish()
-            while in_flight:
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                settle(done)
-        except KeyboardInterrupt:
-            # Stop sending; count what Segment already answered, so the summary and checkpoint include it.
-            pool.shutdown(wait=True, cancel_futures=True)
-            settle([f for f in list(in_flight) if f.done() and not f.cancelled()])
-            raise
-        finally:
-            # On an error or interrupt, stop sending; what was resolved so far is still saved below.
-            pool.shutdown(wait=True, cancel_futures=True)
-            final = window.advance()
-            if final is not None:
-                summary.checkpoint = final
-            save_checkpoint(force=True)
+                settle_finished()
+                continue
+            position, translation = item
+            last_seen = position
+            if point is not None and point.done(position):
+                if slot is None or slot.position != position:
+                    summary.skipped += 1
+                    slot = PositionSlot(position)  # a throwaway marker so each skipped position counts once
+                continue
+            if slot is None or slot.position != position:
+                slot = window.open(position)
+                summary.records += 1
+                if progress is not None and summary.records % _PROGRESS_EVERY == 0:
+                    if in_flight:
+                        settle_finished()
+                    else:
+                        progress(summary)
+            summary.events += 1
+            call = translation.track
+            if call is not None:
+                if len(current.calls) >= max_messages:
+                    # Handed over when the next message is read, not as soon as it is full: the position being read
+                    # is open by then, as the checkpoint's re-send bound assumes (README, replay).
+                    submit(current)
+                    current = _Pending()
+                current.calls.append(call)
+                current.translations.append(translation)  # its event is decoded only for a dead-letter record
+                current.slots.append(slot)
+                slot.pending += 1
+            elif translation.refusal is not None:
+                summary.refused[str(translation.refusal.reason)] += 1
+                if on_refusal is not None:
+                    on_refusal(position, translation.refusal)
+                if dead_letter is not None:
+                    dead_letter.write(translation.refusal, translation.event)
+                    summary.dead_lettered += 1
+            else:
+                summary.acknowledged += 1
+        # Ctrl-C as the input ended counts too: the user asked to stop, and is told so.
+        summary.interrupted = stop is not None and stop.is_set()
+        # Stopped, the partial batch is not sent and the last position read stays open (the rest of its events
+        # may not have been read), so the checkpoint stops before them.
+        if not summary.interrupted:
+            if current.calls:
+                submit(current, flush=True)
+                current = _Pending()
+            window.finish()
+        while in_flight:
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            settle(done)
+    except KeyboardInterrupt:
+        # Stop sending; count what Segment already answered, so the summary and checkpoint include it. What was
+        # still queued comes back timed out, unresolved.
+        sender.close(abandon=True)
+        settle([f for f in list(in_flight) if f.done()])
+        raise
+    finally:
+        # On an error or interrupt, stop sending; what was resolved so far is still saved below.
+        sender.close(abandon=True)
+        pool.shutdown(wait=True, cancel_futures=True)
+        final = window.advance()
+        if final is not None:
+            summary.checkpoint = final
+        save_checkpoint(force=True)
     if progress is not None:
         progress(summary)
     return summary
-
-
-def _run_into(future: Future[list[BatchResult]], work: Callable[[], list[BatchResult]]) -> None:
-    """Run ``work`` on a pool thread and settle ``future`` with its result."""
-    if not future.set_running_or_notify_cancel():
-        return
-    try:
-        result = work()
-    except BaseException as error:  # handed to the thread that waits on the future, as the pool's own would
-        future.set_exception(error)
-    else:
-        future.set_result(result)
 
 
 def _until_read_error(items: Iterable[_Item], summary: ReplaySummary) -> Iterator[_Item]:
@@ -672,34 +436,45 @@ def _until_read_error(items: Iterable[_Item], summary: ReplaySummary) -> Iterato
         summary.read_error = str(error)
 
 
-def _settle(
-    pending: _Pending,
-    results: Sequence[BatchResult],
+def _count(
+    chunk: _Pending,
+    outcomes: Sequence[MessageOutcome],
     summary: ReplaySummary,
     dead_letter: DeadLetterWriter | None,
     on_failure: Callable[[Position, Refusal], None] | None = None,
 ) -> None:
-    """Count a finished batch's outcomes and release its messages' slots."""
-    index = {id(call): i for i, call in enumerate(pending.calls)}
-    for result in results:
-        summary.batches += 1
-        if result.error is None:
-            summary.delivered += len(result.calls)
-            for call in result.calls:
-                pending.slots[index[id(call)]].pending -= 1
+    """Count a chunk's outcomes and release its messages' positions as they resolve."""
+    for index, outcome in enumerate(outcomes):
+        slot = chunk.slots[index]
+        if outcome.delivered:
+            summary.delivered += 1
+            slot.pending -= 1
             continue
-        summary.failed_batches += 1
-        summary.failed += len(result.calls)
-        for call in result.calls:
-            i = index[id(call)]
-            refusal = failure_refusal(call, result.error, result.attempts)
-            if on_failure is not None:
-                on_failure(pending.slots[i].position, refusal)
-            if dead_letter is None:
-                continue  # unresolved on purpose: the checkpoint must not pass an event with no record
-            dead_letter.write(refusal, pending.events[i])
-            summary.dead_lettered += 1
-            pending.slots[i].pending -= 1
+        if outcome.status is MessageStatus.TIMED_OUT:
+            continue  # not sent (the replay was interrupted): unresolved, so the next run sends it
+        summary.failed += 1
+        refusal = _failure(outcome)
+        if on_failure is not None:
+            on_failure(slot.position, refusal)
+        if dead_letter is None:
+            continue  # unresolved on purpose: the checkpoint must not pass an event with no record
+        dead_letter.write(refusal, chunk.translations[index].event)
+        summary.dead_lettered += 1
+        slot.pending -= 1
+
+
+def _failure(outcome: MessageOutcome) -> Refusal:
+    """The ``delivery_failed`` refusal of a message the engine could not deliver."""
+    error = outcome.error
+    if isinstance(error, DeliveryError):
+        return failure_refusal(outcome.call, error, outcome.attempts)
+    return Refusal(
+        RefusalReason.DELIVERY_FAILED,
+        f"not delivered: {outcome.reason or type(error).__name__}",
+        "Replay the event later from the dead-letter file.",
+        outcome.call.event_id,
+        outcome.call.event_type,
+    )
 
 
 class RecordTranslations:
@@ -735,20 +510,6 @@ class RecordTranslations:
                 continue
             for translation in translate_record(record.raw, self._mapping):
                 yield position, translation
-
-
-def is_regular_file(name: str) -> bool:
-    """Whether ``name`` is a regular file (``True`` when it cannot be examined: reading it reports that).
-
-    Standard input (``-``), a FIFO or a process substitution (``<(...)``) is read once and may trickle; a regular
-    file can be read again and never waits for a writer.
-    """
-    if name == "-":
-        return False
-    try:
-        return stat.S_ISREG(os.stat(name).st_mode)
-    except OSError:
-        return True  # reading it reports the problem
 
 
 def replay_files(

@@ -3,9 +3,9 @@
 ``create_app(settings)`` returns the app (:mod:`.app`); :func:`serve_main` runs it under uvicorn (:mod:`.run`).
 The package's modules:
 
-* :mod:`.app`: the Starlette app and its request handling (routes, status codes, group commit);
+* :mod:`.app`: the Starlette app and its request handling (routes, status codes), delivering through the one
+  delivery engine (:class:`segment_bridge.delivery.DeliveryEngine`: group commit, deadlines, retries);
 * :mod:`.config`: :class:`ServerConfig`, the receiver's options, from the environment or arguments;
-* :mod:`.batcher`: :class:`GroupCommitBatcher`, many requests' events in shared Segment batches;
 * :mod:`.metrics`, :mod:`.health`, :mod:`.redelivery`: Prometheus metrics, ``/healthz``, the cache of recently
   delivered ``messageId`` s;
 * :mod:`.arrival`: uvicorn's h11 protocol with bounds on requests still arriving;
@@ -24,14 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from segment_bridge.server.app import create_app
-    from segment_bridge.server.batcher import GroupCommitBatcher
     from segment_bridge.server.config import DEFAULT_DELIVERY_BUDGET, DEFAULT_MAX_BODY_SIZE, ServerConfig
     from segment_bridge.server.run import app_from_environment, serve_main, uvicorn_http_protocol
 
 __all__ = [
     "DEFAULT_DELIVERY_BUDGET",
     "DEFAULT_MAX_BODY_SIZE",
-    "GroupCommitBatcher",
     "ServerConfig",
     "app_from_environment",
     "create_app",
@@ -43,7 +41,6 @@ __all__ = [
 _LAZY = {
     "DEFAULT_DELIVERY_BUDGET": "config",
     "DEFAULT_MAX_BODY_SIZE": "config",
-    "GroupCommitBatcher": "batcher",
     "ServerConfig": "config",
     "app_from_environment": "run",  # uvicorn's factory for `--workers N`: "segment_bridge.server:app_from_environment"
     "create_app": "app",

@@ -26,15 +26,15 @@ Routes:
 Sink test events (acknowledged by translation: no track call) are logged by ``_Bridge._deliver`` as
 ``sink_test_event`` with their ``test_id``, counted as acknowledged, and never sent to Segment.
 
-Events of concurrent requests share Segment batches (:class:`~segment_bridge.server.batcher.GroupCommitBatcher`);
-each request awaits only its own events.
+Events of concurrent requests share Segment batches through the delivery engine
+(:class:`~segment_bridge.delivery.DeliveryEngine`, group commit); each request awaits only its own events.
 
 Nothing here logs the write key, the auth token or payloads: log lines carry counts, ids, types and reasons.
 Importing this module needs no extra; :func:`create_app` needs the ``[server]`` extra.
 
-Over 500 lines for a reason: ``_Bridge`` is one app's state (config, mapping, batcher, dead-letter file, metrics)
+Over 500 lines for a reason: ``_Bridge`` is one app's state (config, mapping, engine, dead-letter file, metrics)
 and the handlers that share it, one status-code contract read top to bottom; the parts that hold no app state are
-in :mod:`.handling`, :mod:`.metrics`, :mod:`.health` and :mod:`.batcher`.
+in :mod:`.handling`, :mod:`.metrics`, :mod:`.health` and :mod:`.redelivery`.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,9 +56,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from segment_bridge.exceptions import MissingExtraError, PermanentDeliveryError, RetryableDeliveryError
+from segment_bridge.delivery.engine import DeliveryEngine
+from segment_bridge.delivery.hooks import EngineMetrics, MessageStatus
+from segment_bridge.exceptions import DeliveryError, MissingExtraError, PermanentDeliveryError, RetryableDeliveryError
 from segment_bridge.outcomes import Outcome, Refusal, RefusalReason, Translation
-from segment_bridge.server.batcher import GroupCommitBatcher, _Deadlines, _wait_all
 from segment_bridge.server.config import ServerConfig
 from segment_bridge.server.handling import (
     _event_of,
@@ -73,6 +74,7 @@ from segment_bridge.server.handling import (
 from segment_bridge.server.health import _Health
 from segment_bridge.server.logs import _line, _safe_url, logger
 from segment_bridge.server.metrics import _InstrumentedTransport, _Metrics
+from segment_bridge.server.redelivery import _RecentIds
 from segment_bridge.server.sink_validation import SinkValidator
 from segment_bridge.track import TrackCall
 
@@ -118,8 +120,20 @@ class _EventReport:
         return {"id": self.id, "type": self.type, "outcome": self.outcome, "reason": self.reason, "hint": self.hint}
 
 
+class _BatchWatch(EngineMetrics):
+    """The engine's counters, plus the app's look at each settled batch (metrics, health, redelivery cache)."""
+
+    def __init__(self, on_batch: Callable[[Sequence[BatchResult]], None]) -> None:
+        super().__init__()
+        self._on_batch = on_batch
+
+    def batch_settled(self, results: Sequence[BatchResult]) -> None:
+        super().batch_settled(results)
+        self._on_batch(results)
+
+
 class _Bridge:
-    """State and handlers of one app: config, mapping, batcher, dead-letter file, metrics."""
+    """State and handlers of one app: config, mapping, delivery engine, dead-letter file, metrics."""
 
     def __init__(
         self,
@@ -164,8 +178,9 @@ class _Bridge:
         self._to_record: list[tuple[list[tuple[Refusal, Any]], asyncio.Future[Exception | None]]] = []
         self._to_record_lock = threading.Lock()
         self._recording = False
-        self.batcher: GroupCommitBatcher | None = None
-        self._deadlines = _Deadlines()
+        self.engine: DeliveryEngine | None = None
+        #: Recently delivered messageIds: Twilio's redeliveries are answered without calling Segment.
+        self.delivered = _RecentIds(config.dedup_cache_size)
         self.active = 0
         self.closing = False
         #: The paths POST events are served at; the last is the public URL's.
@@ -176,21 +191,23 @@ class _Bridge:
     # ----- lifecycle
 
     def start(self) -> None:
-        if self.batcher is not None:
+        if self.engine is not None:
             return
         if self.closing:
             # Started again after a stop (a host that re-runs the lifespan, a test client used twice): what the
             # stop shut down is made anew; the transport and the dead-letter file reopen on their next write.
             self.closing = False
             self._dead_letter_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dead-letter")
-        self.batcher = GroupCommitBatcher(
-            self._send,
+        self.delivered = _RecentIds(self.config.dedup_cache_size)
+        self.engine = DeliveryEngine(
+            self.transport,
+            self.policy,
             max_messages=self.config.batch_messages,
             linger=self.config.linger,
             max_linger=self.config.max_linger,
             max_in_flight=self.config.max_in_flight,
-            cache_size=self.config.dedup_cache_size,
-            on_batch=self._on_batch,
+            attempt_reserve=_ATTEMPT_RESERVE,
+            metrics=_BatchWatch(self._on_batch),
         )
         if self.config.insecure_no_signature:
             logger.warning(
@@ -217,9 +234,9 @@ class _Bridge:
 
     async def stop(self) -> None:
         self.closing = True
-        if self.batcher is not None:
-            await self.batcher.drain()
-            self.batcher = None
+        if self.engine is not None:
+            await self.engine.drain()
+            self.engine = None
         self._dead_letter_executor.shutdown(wait=True)
         if self.sink_validator is not None:
             self.sink_validator.stop()
@@ -228,19 +245,16 @@ class _Bridge:
             self.dead_letter.close()
         logger.info(_line("stopped"))
 
-    def _send(self, calls: Sequence[TrackCall], deadline: float) -> list[BatchResult]:
-        from segment_bridge.delivery import send_batch
-
-        return send_batch(self.transport, calls, self.policy, deadline=deadline)
-
-    def _on_batch(self, size: int, results: list[BatchResult]) -> None:
-        self.metrics.batch_size.observe(size)
+    def _on_batch(self, results: Sequence[BatchResult]) -> None:
+        self.metrics.batch_size.observe(sum(len(result.calls) for result in results))
         retries = sum(max(0, result.attempts - 1) for result in results)
         if retries:
             self.metrics.retries.inc(retries)
         for result in results:
             error = result.error
             if error is None:
+                for call in result.calls:
+                    self.delivered.add(call.message_id)
                 if self.health.rejecting:
                     self.health.rejecting = False
                     self.metrics.rejecting.set(0)
@@ -261,8 +275,8 @@ class _Bridge:
                         "them. Check the write key (SEGMENT_WRITE_KEY), --region and --segment-host.",
                     )
                 )
-        if self.batcher is not None:
-            self.metrics.pending.set(self.batcher.pending)
+        if self.engine is not None:
+            self.metrics.pending.set(self.engine.pending)
 
     # ----- routes
 
@@ -270,7 +284,7 @@ class _Bridge:
         started = time.monotonic()
         if self.closing:
             return self._finish(started, 503, {"error": "shutting down"}, {"Retry-After": "5"}, log={})
-        if self.batcher is None:
+        if self.engine is None:
             # Mounted inside another app, whose lifespan does not run ours: start on first use.
             self.start()
         try:
@@ -417,7 +431,8 @@ class _Bridge:
         return self._finish(started, 400, payload, log={"reason": str(reason), "bytes": len(body)})
 
     async def _deliver(self, started: float, translations: list[Translation]) -> Response:
-        assert self.batcher is not None  # noqa: S101 - the lifespan starts it before any request
+        engine = self.engine
+        assert engine is not None  # noqa: S101 - the lifespan starts it before any request
         answer_by = started + self.config.delivery_budget
         reports: list[_EventReport] = []
         to_record: list[tuple[Refusal, Any]] = []
@@ -426,8 +441,12 @@ class _Bridge:
         for translation in translations:
             report = _EventReport(translation.event_id, translation.event_type, str(translation.outcome))
             if translation.track is not None:
-                calls.append(translation.track)
-                slots.append(len(reports))
+                if translation.track.message_id in self.delivered:
+                    # A redelivery of an event Segment already accepted: answered without calling Segment.
+                    report.outcome, report.reason = Outcome.ACKNOWLEDGED.value, "already_delivered"
+                else:
+                    calls.append(translation.track)
+                    slots.append(len(reports))
             elif translation.refusal is not None:
                 refusal = translation.refusal
                 report.reason, report.hint = str(refusal.reason), refusal.hint
@@ -440,24 +459,17 @@ class _Bridge:
                 if self.sink_validator is not None:
                     self.sink_validator.submit(test_id)  # on a thread of its own: the answer does not wait
             reports.append(report)
-        tickets = self.batcher.submit(calls, answer_by - _ATTEMPT_RESERVE)
-        self.metrics.pending.set(self.batcher.pending)
         # Refusals are recorded while the batch is in flight, not after it.
         recording = asyncio.ensure_future(self._record(to_record, kind="refused")) if to_record else None
+        outcomes = await engine.submit(calls, answer_by) if calls else []
         rejected: list[tuple[Refusal, Any]] = []
 
         retry_after: float | None = None
-        futures = [ticket for ticket in tickets if ticket is not None]
-        if futures:
-            await _wait_all(futures, answer_by, self._deadlines, self.batcher)
         not_accepted = 0
-        for slot, ticket, call in zip(slots, tickets, calls, strict=True):
+        for slot, outcome, call in zip(slots, outcomes, calls, strict=True):
             report = reports[slot]
-            if ticket is None:
-                report.outcome, report.reason = Outcome.ACKNOWLEDGED.value, "already_delivered"
-                continue
-            error = ticket.result() if ticket.done() else None
-            if ticket.done() and error is None:
+            error = outcome.error if isinstance(outcome.error, DeliveryError) else None
+            if outcome.delivered:
                 report.outcome = "delivered"
             elif error is not None and _too_large_alone(error, call):
                 # Segment refuses this message even alone: retrying can never help. Acknowledged only once it
@@ -485,7 +497,8 @@ class _Bridge:
                 )
             else:
                 not_accepted += 1
-                report.outcome, report.reason = "failed", "segment_unavailable" if ticket.done() else "timeout"
+                timed_out = outcome.status is MessageStatus.TIMED_OUT
+                report.outcome, report.reason = "failed", "timeout" if timed_out else "segment_unavailable"
                 report.hint = "Segment did not accept the event in time; Twilio will retry it."
                 if isinstance(error, RetryableDeliveryError) and error.retry_after is not None:
                     retry_after = max(retry_after or 0.0, error.retry_after)
@@ -616,7 +629,7 @@ class _Bridge:
         payload = {
             "status": "shutting_down" if self.closing else "degraded" if self.health.rejecting else "ok",
             "segment": self.health.snapshot(time.monotonic()),
-            "pending_events": self.batcher.pending if self.batcher is not None else 0,
+            "pending_events": self.engine.pending if self.engine is not None else 0,
         }
         return Response(orjson.dumps(payload), 503 if self.closing else 200, media_type="application/json")
 
@@ -624,8 +637,9 @@ class _Bridge:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
         from starlette.responses import Response
 
-        if self.batcher is not None:
-            self.metrics.pending.set(self.batcher.pending)
+        if self.engine is not None:
+            self.metrics.pending.set(self.engine.pending)
+            self.metrics.segment_in_flight.set(self.engine.metrics.in_flight)
         return Response(generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -675,7 +689,7 @@ def create_app(
 
     Returns:
         A Starlette app with ``POST /events`` (and at the public URL's path), ``GET /healthz`` and
-        ``GET /metrics``. Its lifespan starts the batcher and, at shutdown, posts what is pending and waits for
+        ``GET /metrics``. Its lifespan starts the delivery engine and, at shutdown, posts what is pending and waits for
         batches in flight.
 
     Raises:

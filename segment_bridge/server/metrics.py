@@ -69,6 +69,9 @@ class _Metrics:
             registry=r,
         )
         self.pending = Gauge("segment_bridge_pending_events", "Events waiting for a Segment batch.", registry=r)
+        self.segment_in_flight = Gauge(
+            "segment_bridge_segment_requests_in_flight", "Requests to Segment in progress now.", registry=r
+        )
         self.dead_letters = Counter(
             "segment_bridge_dead_letter_records", "Records written to the dead-letter file.", ["kind"], registry=r
         )

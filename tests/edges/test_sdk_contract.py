@@ -1,6 +1,7 @@
 """Pins the segment-analytics-python 2.4 behaviour that segment_bridge.delivery relies on.
 
-If an upgrade changes any of this, delivery.py needs a look before the pin in pyproject.toml moves.
+If an upgrade changes any of this, segment_bridge/delivery/transports.py needs a look before the pin in
+pyproject.toml moves.
 """
 
 from __future__ import annotations

@@ -31,11 +31,10 @@ from segment_bridge.delivery import SegmentTransport  # noqa: E402
 from segment_bridge.exceptions import (  # noqa: E402
     ConfigurationError,
     PayloadTooLargeError,
-    RetryableDeliveryError,
 )
 from segment_bridge.mapping import load_mapping  # noqa: E402
 from segment_bridge.samples import call_events, sink_test_event  # noqa: E402
-from segment_bridge.server import GroupCommitBatcher, ServerConfig, create_app  # noqa: E402
+from segment_bridge.server import ServerConfig, create_app  # noqa: E402
 from segment_bridge.settings import Settings  # noqa: E402
 from segment_bridge.track import TrackCall  # noqa: E402
 from segment_bridge.translate import translate_record  # noqa: E402
@@ -357,9 +356,9 @@ def test_slow_segment_answer_past_the_budget_is_503(standin: StandIn, write_key:
         # The stand-in answers the slow request once it has ended: stop() or wait_idle() tell when.
         assert standin.wait_idle(timeout=5)
         deadline = time.monotonic() + 5
-        while set(message_ids(CALL)) - set(h.bridge.batcher.delivered._ids) and time.monotonic() < deadline:
+        while set(message_ids(CALL)) - set(h.bridge.delivered._ids) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert set(message_ids(CALL)) <= set(h.bridge.batcher.delivered._ids), "the late success was not cached"
+        assert set(message_ids(CALL)) <= set(h.bridge.delivered._ids), "the late success was not cached"
         requests_before = len(standin.requests)
         again = h.post_signed(CALL)
     assert again.status_code == 200
@@ -747,9 +746,9 @@ def test_shutdown_posts_pending_events_before_exiting() -> None:
         query, headers = twilio_signed(CALL)
         pending = harness.portal.start_task_soon(harness._post, CALL, headers, query)
         deadline = time.monotonic() + 2
-        while harness.bridge.batcher.pending < 4 and time.monotonic() < deadline:
+        while harness.bridge.engine.pending < 4 and time.monotonic() < deadline:
             time.sleep(0.005)
-        assert harness.bridge.batcher.pending == 4, "the events never reached the batcher"
+        assert harness.bridge.engine.pending == 4, "the events never reached the delivery engine"
         assert transport.batches == []
         harness.call(harness.bridge.stop)
         response = pending.result(timeout=5)
@@ -780,113 +779,6 @@ def test_refusals_logged_without_a_dead_letter_file_quote_no_event_values(caplog
     (line,) = [r.getMessage() for r in caplog.records if '"event":"refused"' in r.getMessage()]
     assert '"reason":"invalid_event"' in line and "time: not a valid ISO-8601 timestamp" in line
     assert "+14155550199" not in caplog.text
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# GroupCommitBatcher alone
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def _calls(n: int, start: int = 0) -> list[TrackCall]:
-    body = orjson.dumps([call_events(k)[0] for k in range(start, start + n)])
-    return [t.track for t in translate_record(body, MAPPING) if t.track is not None]
-
-
-def test_batcher_coalesces_shares_and_caches() -> None:
-    sent: list[list[str]] = []
-    release = threading.Event()
-    in_flight = threading.Event()
-
-    def send(batch: Sequence[TrackCall], deadline: float) -> list[Any]:
-        from segment_bridge.delivery import BatchResult
-
-        in_flight.set()
-        release.wait(5)
-        sent.append([c.message_id for c in batch])
-        return [BatchResult(list(batch))]
-
-    async def scenario() -> None:
-        batcher = GroupCommitBatcher(send, max_messages=3, linger=0.001, max_linger=10.0, max_in_flight=2)
-        calls = _calls(7)
-        first = batcher.submit(calls[:1], time.monotonic() + 5)
-        # The scenario needs the first (partial) batch in flight before the rest arrives: wait until it is.
-        assert await asyncio.to_thread(in_flight.wait, 5), "the first batch was never sent"
-        rest = batcher.submit(calls[1:], time.monotonic() + 5)  # 6 more: two full batches of 3
-        shared = batcher.submit(calls[:2], time.monotonic() + 5)  # both in flight or pending: shared futures
-        assert shared[0] is first[0]
-        assert shared[1] is rest[0]
-        release.set()
-        await asyncio.wait({f for f in first + rest if f is not None}, timeout=5)
-        assert all(f is not None and f.result() is None for f in first + rest)
-        assert batcher.submit(calls[:1], time.monotonic() + 5) == [None]  # delivered: answered from the cache
-        await batcher.drain()
-
-    asyncio.run(scenario())
-    # Two batches are blocked in flight together, so which one finishes first is up to the threads.
-    assert sorted(len(b) for b in sent) == [1, 3, 3]
-    assert sorted(id_ for batch in sent for id_ in batch) == sorted(c.message_id for c in _calls(7))
-
-
-def test_batcher_turns_unexpected_errors_into_retryable_failures(caplog: pytest.LogCaptureFixture) -> None:
-    def send(batch: Sequence[TrackCall], deadline: float) -> list[Any]:
-        raise OSError("disk full")
-
-    async def scenario() -> Any:
-        batcher = GroupCommitBatcher(send, linger=0.0)
-        (future,) = batcher.submit(_calls(1), time.monotonic() + 5)
-        assert future is not None
-        result = await asyncio.wait_for(future, 5)
-        await batcher.drain()
-        return result
-
-    with caplog.at_level(logging.ERROR, logger="segment_bridge"):
-        result = asyncio.run(scenario())
-    assert isinstance(result, RetryableDeliveryError)
-
-
-def test_batcher_sends_waiting_events_as_soon_as_a_slot_frees() -> None:
-    # With every slot taken, events wait; the batch that finishes must free its slot before the flush it triggers,
-    # or the waiting events sit with no timer until some later request happens to arrive.
-    started: list[float] = []
-
-    def send(batch: Sequence[TrackCall], deadline: float) -> list[Any]:
-        from segment_bridge.delivery import BatchResult
-
-        started.append(time.monotonic())
-        time.sleep(0.05)
-        return [BatchResult(list(batch))]
-
-    async def scenario() -> None:
-        batcher = GroupCommitBatcher(send, max_messages=1, linger=0.001, max_linger=0.001, max_in_flight=1)
-        futures = batcher.submit(_calls(3), time.monotonic() + 5)
-        done, _ = await asyncio.wait({f for f in futures if f is not None}, timeout=2)
-        assert len(done) == 3, f"{3 - len(done)} events still waiting with a free slot"
-        await batcher.drain()
-
-    asyncio.run(scenario())
-    assert len(started) == 3
-
-
-def test_a_batch_takes_the_latest_deadline_of_its_events() -> None:
-    # An event left from a request already answered 503 must not cut a fresh request's retries short.
-    deadlines: list[float] = []
-
-    def send(batch: Sequence[TrackCall], deadline: float) -> list[Any]:
-        from segment_bridge.delivery import BatchResult
-
-        deadlines.append(deadline)
-        return [BatchResult(list(batch))]
-
-    async def scenario() -> float:
-        batcher = GroupCommitBatcher(send, linger=0.05, max_linger=0.05)
-        fresh = time.monotonic() + 5
-        futures = batcher.submit(_calls(1), time.monotonic() - 1) + batcher.submit(_calls(1, start=1), fresh)
-        await asyncio.wait({f for f in futures if f is not None}, timeout=2)
-        await batcher.drain()
-        return fresh
-
-    fresh = asyncio.run(scenario())
-    assert deadlines == [fresh]
 
 
 def test_an_app_started_again_after_a_stop_accepts_events() -> None:

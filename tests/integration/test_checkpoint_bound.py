@@ -19,8 +19,8 @@ import orjson
 import pytest
 from standin import StandIn
 
+from segment_bridge.checkpoint import Checkpoint, PositionWindow, ResumePoint
 from segment_bridge.mapping import load_mapping
-from segment_bridge.replay import Checkpoint, ResumePoint, _Window
 from segment_bridge.samples import iter_call_events
 from segment_bridge.translate import translate_record
 
@@ -100,7 +100,7 @@ def test_a_killed_replay_with_one_batch_stuck_resends_about_what_was_in_flight(t
 
 
 def test_the_checkpoint_keeps_what_finished_after_a_stuck_position(tmp_path: Path) -> None:
-    window = _Window()
+    window = PositionWindow()
     for line in range(1, 8):
         slot = window.open((0, line))
         if line in (2, 5):

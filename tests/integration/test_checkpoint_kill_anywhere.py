@@ -1,6 +1,7 @@
 """A replay killed while any of its checkpoints is on disk, resumed, killed again, resumed: every event is sent.
 
-The batches' completion order is chosen by hypothesis (a deterministic stand-in for the thread pool and ``wait``),
+The batches' completion order is chosen by hypothesis (a deterministic stand-in for the delivery engine's worker
+threads and for replay's ``wait``),
 as is each batch's outcome (accepted, or refused for good with no dead-letter file, so it stays unresolved). After
 every save the checkpoint file is noted with the messages Segment had accepted right after it (a SIGKILL then) and
 right before the next save (a SIGKILL then leaves the same file). Each resume starts from one such file; the last
@@ -11,8 +12,10 @@ bound is promised.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import FIRST_COMPLETED, Future
+from concurrent.futures import wait as real_wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,12 +45,13 @@ class Script:
     def __init__(self, data: st.DataObject, fail: bool) -> None:
         self.data = data
         self.fail = fail
+        self.stopped = False  # hypothesis stopped the example: what is in flight finishes without drawing
 
     def pick(self, count: int) -> int:
         return self.data.draw(st.integers(0, count - 1)) if count > 1 else 0
 
     def accepted(self) -> bool:
-        return not self.fail or self.data.draw(st.booleans())
+        return not self.fail or self.stopped or self.data.draw(st.booleans())
 
 
 class Segment:
@@ -67,23 +71,28 @@ class Segment:
 
 
 class Pool:
-    """The thread pool replay uses, run by the script: a batch runs only when ``wait`` picks it."""
+    """The engine's worker threads, run by the script: a batch is sent only when ``wait`` picks it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.waiting: dict[Future[Any], Callable[[], Any]] = {}
-
-    def __enter__(self) -> Pool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
+        self.jobs: list[Callable[[], Any]] = []
+        self.changed = threading.Condition()
+        self.stopped = False
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        # replay hands the pool a future of its own to settle (``_run_into``): that is the one it waits on.
-        waited = args[0] if fn is replay_module._run_into else future
-        self.waiting[waited] = lambda: fn(*args, **kwargs)
-        return future
+        with self.changed:  # called on the engine's event loop thread
+            if self.stopped:
+                threading.Thread(target=fn, args=args, kwargs=kwargs, daemon=True).start()
+            else:
+                self.jobs.append(lambda: fn(*args, **kwargs))
+                self.changed.notify_all()
+        return Future()
+
+    def stop(self) -> None:
+        """The example stopped (hypothesis, a failed check): run what waits, so the replay can drain and end."""
+        with self.changed:
+            self.stopped, jobs, self.jobs = True, self.jobs, []
+        for job in jobs:
+            threading.Thread(target=job, daemon=True).start()
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         pass
@@ -144,11 +153,23 @@ def run(
 
     def wait(futures: Iterable[Future[Any]], return_when: str) -> tuple[set[Future[Any]], set[Future[Any]]]:
         ready = [f for f in futures if not f.done()]
-        chosen = ready[script.pick(len(ready))]
-        result = pool.waiting.pop(chosen)()
-        if not chosen.done():
-            chosen.set_result(result)
-        return {chosen}, set(ready) - {chosen}
+        if len(ready) < len(list(futures)):
+            done = {f for f in futures if f.done()}
+            return done, set(ready)
+        try:
+            # Every message waiting is in one batch of its own chunk, handed to the pool as soon as the engine sees
+            # it: once the pool holds one job per waiting chunk, the choice among them is the script's alone.
+            with pool.changed:
+                assert pool.changed.wait_for(lambda: len(pool.jobs) >= len(ready), timeout=10)
+                job = pool.jobs.pop(script.pick(len(pool.jobs)))
+            job()  # sends on this thread; the engine settles it on its own
+            done, _ = real_wait(ready, timeout=10, return_when=FIRST_COMPLETED)
+            assert done
+        except BaseException:
+            script.stopped = True
+            pool.stop()
+            raise
+        return done, set(ready) - done
 
     original = Checkpoint.save
 

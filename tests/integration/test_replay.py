@@ -14,12 +14,13 @@ import orjson
 import pytest
 from standin import Fault, StandIn
 
+from segment_bridge.checkpoint import PositionWindow
 from segment_bridge.deadletter import DeadLetterWriter
 from segment_bridge.delivery import RetryPolicy, SegmentTransport
 from segment_bridge.exceptions import ConfigurationError, PermanentDeliveryError
 from segment_bridge.mapping import load_mapping
 from segment_bridge.outcomes import Outcome, Refusal, RefusalReason, Translation
-from segment_bridge.replay import Checkpoint, InputHead, ReplaySummary, _Window, replay, replay_files
+from segment_bridge.replay import Checkpoint, InputHead, ReplaySummary, replay, replay_files
 from segment_bridge.samples import iter_call_events
 from segment_bridge.track import TrackCall
 from segment_bridge.translate import translate_record
@@ -206,7 +207,7 @@ def test_batches_in_flight_never_exceed_the_concurrency():
 
 
 def test_the_checkpoint_window_stays_small_while_a_batch_is_in_flight():
-    window = _Window()
+    window = PositionWindow()
     slot = window.open((0, 0))
     slot.pending = 1  # one message in flight at the very first position
     for line in range(1, 100_000):
