@@ -59,6 +59,7 @@ from segment_bridge.catalog import TEST_EVENT_TYPE
 from segment_bridge.deadletter import DeadLetterWriter
 from segment_bridge.delivery import (
     DEFAULT_BATCH_MESSAGES,
+    BatchStage,
     DeliveryEngine,
     EngineThread,
     MessageOutcome,
@@ -73,6 +74,7 @@ from segment_bridge.exceptions import (
     InvalidEventError,
     PayloadTooLargeError,
 )
+from segment_bridge.identity import identity_stage, lookup_from_env
 from segment_bridge.mapping import CompiledMapping, load_mapping
 from segment_bridge.outcomes import Outcome, Refusal, RefusalReason
 from segment_bridge.settings import Settings
@@ -197,6 +199,7 @@ class LambdaRuntime:
         clock: monotonic seconds.
         sleep: how to wait between attempts.
         counts: outcomes since the cold start (each invocation's own are in its summary line).
+        stage: run on each batch right before it is sent: the userId lookup (SEGMENT_BRIDGE_IDENTITY_URL).
     """
 
     mapping: CompiledMapping
@@ -209,6 +212,7 @@ class LambdaRuntime:
     clock: Clock = time.monotonic
     sleep: Sleep = time.sleep
     counts: Counter[str] = field(default_factory=Counter)
+    stage: BatchStage | None = None
 
     def handle(self, event: Mapping[str, Any], context: LambdaContext | None) -> dict[str, list[dict[str, str]]]:
         """Process one Kinesis batch; see :func:`handler`."""
@@ -393,6 +397,7 @@ class _KinesisBatch:
             attempt_reserve=_MIN_ATTEMPT_SECONDS,
             sleep=runtime.sleep,
             clock=runtime.clock,
+            stage=runtime.stage,
         )
         with EngineThread(engine, name="segment-bridge-lambda") as sender:
             outcomes = sender.deliver(self.calls.values(), deadline=end)
@@ -495,6 +500,7 @@ def load_runtime(environ: Mapping[str, str]) -> LambdaRuntime:
     mapping = load_mapping(settings.mapping, hash_key=hash_key.encode() if hash_key else None)
     for finding in mapping.warnings:
         _emit(logging.WARNING, "mapping_warning", source=mapping.source, message=finding)
+    lookup = lookup_from_env(environ, mapping)  # checked at the cold start: a bad query fails it, in one line
     attempts = int(_number(environ, "SEGMENT_BRIDGE_MAX_ATTEMPTS", 4, 1, 20))
     backoff = _number(environ, "SEGMENT_BRIDGE_RETRY_BACKOFF", 0.5, 0, 30)
     http_timeout = _number(environ, "SEGMENT_BRIDGE_HTTP_TIMEOUT", 10, 0.5, 300)
@@ -517,10 +523,12 @@ def load_runtime(environ: Mapping[str, str]) -> LambdaRuntime:
         safety_margin=margin,
         max_messages=batch_size,
         dead_letter=_dead_letter(environ),
+        stage=identity_stage(lookup),
     )
     _emit(
         logging.INFO,
         "cold_start",
+        identity_lookup=lookup.url if lookup is not None else None,
         host=host,
         mapping=mapping.source,
         dead_letter=str(runtime.dead_letter.path) if runtime.dead_letter else None,

@@ -8,7 +8,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from segment_bridge.cli._common import (
     _PROG,
@@ -34,10 +34,15 @@ from segment_bridge.delivery import (
     Transport,
 )
 from segment_bridge.exceptions import ConfigurationError
+from segment_bridge.identity import identity_stage, lookup_from_env
+from segment_bridge.mapping import CompiledMapping
 from segment_bridge.outcomes import Refusal
 from segment_bridge.replay import ReplaySummary, replay_files
 from segment_bridge.settings import Settings
 from segment_bridge.track import MAX_BATCH_MESSAGES
+
+if TYPE_CHECKING:
+    from segment_bridge.identity import UserIdLookup
 
 _REPLAY_EPILOG = """\
 examples:
@@ -119,6 +124,16 @@ def _run_replay(args: argparse.Namespace, err: IO[str]) -> int:
         raise ConfigurationError("--checkpoint needs named input files: standard input cannot be resumed")
     _check_paths(args)
     mapping = load_mapping_from_args(args, err)
+    lookup = lookup_from_env(os.environ, mapping)  # checked now: a query that fails stops the run before it starts
+    try:
+        return _replay(args, mapping, lookup, err)
+    finally:
+        if lookup is not None:
+            print(f"{_PROG}: {lookup.counters.describe()}", file=err)
+            lookup.close()
+
+
+def _replay(args: argparse.Namespace, mapping: CompiledMapping, lookup: UserIdLookup | None, err: IO[str]) -> int:
     transport, verb = _replay_transport(args)
     progress = _Progress(err, enabled=err.isatty() and not args.quiet, verb=verb)
     names = args.files or ["-"]
@@ -158,6 +173,7 @@ def _run_replay(args: argparse.Namespace, err: IO[str]) -> int:
             on_failure=report_failure,
             summary=summary,
             stop=stop,
+            stage=identity_stage(lookup),
         )
         if summary.interrupted:
             print(f"{_PROG}: interrupted", file=err)

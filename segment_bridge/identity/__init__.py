@@ -24,10 +24,18 @@ from typing import TYPE_CHECKING, Any
 from segment_bridge.exceptions import ConfigurationError, MissingExtraError
 
 if TYPE_CHECKING:
+    from segment_bridge.delivery.engine import BatchStage
     from segment_bridge.identity.lookup import LookupCounters, LookupFailure, UserIdLookup
     from segment_bridge.mapping import CompiledMapping
 
-__all__ = ["IDENTITY_URL_ENV", "LookupCounters", "LookupFailure", "UserIdLookup", "lookup_from_env"]
+__all__ = [
+    "IDENTITY_URL_ENV",
+    "LookupCounters",
+    "LookupFailure",
+    "UserIdLookup",
+    "identity_stage",
+    "lookup_from_env",
+]
 
 #: The environment variable that turns the lookup on: a SQLAlchemy database URL.
 IDENTITY_URL_ENV = "SEGMENT_BRIDGE_IDENTITY_URL"
@@ -77,3 +85,12 @@ def lookup_from_env(environ: Mapping[str, str], mapping: CompiledMapping, *, che
             lookup.close()
             raise
     return lookup
+
+
+def identity_stage(lookup: UserIdLookup | None) -> BatchStage | None:
+    """The delivery engine's batch stage for ``lookup`` (``None``: no stage, the lookup is off)."""
+    if lookup is None:
+        return None
+    from segment_bridge.identity.stage import lookup_stage  # imports SQLAlchemy: only when the lookup is on
+
+    return lookup_stage(lookup)
