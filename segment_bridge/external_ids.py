@@ -35,6 +35,12 @@ def is_e164(value: object) -> bool:
 
 def phone_external_id(message: dict[str, Any]) -> str | None:
     """The ``id`` of the first ``phone`` entry in a track message's ``context.externalIds``, if any."""
+    try:  # the usual message, as translate builds it with the default mapping
+        entry = message["context"]["externalIds"][0]
+        if entry["type"] == "phone" and type(entry["id"]) is str:
+            return str(entry["id"])
+    except (KeyError, IndexError, TypeError):
+        pass
     context = message.get("context")
     entries = context.get("externalIds") if isinstance(context, dict) else None
     if not isinstance(entries, list):

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import orjson
 from cachetools import TTLCache
@@ -217,15 +217,13 @@ class UserIdLookup:
 
 
 def _with_user_id(call: TrackCall, user_id: str) -> TrackCall | None:
-    """``call`` with ``userId`` set, before ``anonymousId`` as Segment's examples write it.
+    """``call`` with ``userId`` set; ``None`` when the message would then be over Segment's size limit.
 
-    ``None`` when the message would then be over Segment's size limit.
+    The body is the old one with the member appended, not the message serialized again: this runs for every call
+    found, on the delivery path. (``userId`` comes last; the order of members means nothing in JSON.)
     """
-    message: dict[str, Any] = {}
-    for key, value in call.message.items():
-        if key == "anonymousId":
-            message["userId"] = user_id
-        message[key] = value
-    message.setdefault("userId", user_id)
-    enriched = TrackCall.from_message(message, call.event_id, call.event_type)
+    message = dict(call.message)
+    message["userId"] = user_id
+    body = b"".join((call.body[:-1], b',"userId":', orjson.dumps(user_id), b"}"))
+    enriched = TrackCall(message, body, call.event_id, call.event_type)
     return enriched if enriched.within(MAX_MESSAGE_BYTES) else None

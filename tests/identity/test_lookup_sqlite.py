@@ -51,7 +51,7 @@ def test_found_phones_get_their_user_id_in_one_query_and_the_rest_go_out_unchang
         assert {k: v for k, v in after.message.items() if k != "userId"} == before.message
         assert orjson.loads(after.body) == after.message
         assert (after.event_id, after.event_type) == (before.event_id, before.event_type)
-    assert list(out[0].message)[:4] == ["type", "event", "userId", "anonymousId"]  # type: ignore[union-attr]
+    assert list(out[0].message)[-1] == "userId"  # type: ignore[union-attr]
     assert out[2] is calls[2]  # not found: the very same call
     counters = lookup.counters
     # client:alice has no phone external id: not a lookup.
@@ -338,3 +338,17 @@ def test_counters_describe_themselves_in_one_line(lookup: UserIdLookup) -> None:
     assert lookup.counters.describe() == (
         "identity lookup: 1 found, 1 not found, 1 with two user ids, 0 failed (1 query)"
     )
+
+
+def test_a_user_id_is_written_into_the_body_exactly_and_one_too_long_for_segment_is_left_out(tmp_path: Path) -> None:
+    rows = [(phone(1), 'cüs "1"\\\n'), (phone(2), "x" * 40_000)]
+    lookup = UserIdLookup(sqlite_customers(tmp_path / "odd.db", rows), spec())
+    try:
+        calls = calls_for([phone(1), phone(2)])
+        odd, long = lookup.enrich(calls)
+        assert odd.message["userId"] == 'cüs "1"\\\n'  # type: ignore[union-attr]
+        assert orjson.loads(odd.body) == odd.message  # type: ignore[union-attr]
+        assert long is calls[1]  # Segment would drop the message: sent without it, counted as failed
+        assert (lookup.counters.hits, lookup.counters.failed) == (1, 1)
+    finally:
+        lookup.close()
