@@ -278,3 +278,17 @@ def test_lambda_sends_user_ids_and_reports_what_the_lookup_kept_back(
     aws_lambda.reset_runtime()
     with pytest.raises(Exception, match="identity lookup"):  # the check at the next cold start
         aws_lambda.handler(_kinesis([2]), None)
+
+
+def test_serve_with_workers_stops_in_one_line_before_starting_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("uvicorn")
+    monkeypatch.setenv("SEGMENT_BRIDGE_IDENTITY_URL", _down(tmp_path))
+    monkeypatch.setenv("SEGMENT_BRIDGE_MAPPING", str(_mapping(tmp_path)))
+    status = main(["serve", "--workers", "2", "--insecure-no-signature", "--dry-run", "--port", "0"])
+    (line,) = capsys.readouterr().err.splitlines()
+    assert status == 2
+    logged = orjson.loads(line)  # serve writes JSON lines
+    assert logged["event"] == "configuration_error"
+    assert logged["message"].startswith("identity lookup (sqlite:///")
