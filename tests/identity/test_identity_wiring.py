@@ -292,3 +292,17 @@ def test_serve_with_workers_stops_in_one_line_before_starting_them(
     logged = orjson.loads(line)  # serve writes JSON lines
     assert logged["event"] == "configuration_error"
     assert logged["message"].startswith("identity lookup (sqlite:///")
+
+
+def test_check_mapping_runs_the_query_when_the_url_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mapping = str(_mapping(tmp_path))
+    assert main(["check-mapping", mapping]) == 0  # no URL: the query is not run
+    monkeypatch.setenv("SEGMENT_BRIDGE_IDENTITY_URL", sqlite_customers(tmp_path / "c.db", ROWS))
+    assert main(["check-mapping", mapping]) == 0
+    monkeypatch.setenv("SEGMENT_BRIDGE_IDENTITY_URL", sqlite_customers(tmp_path / "empty.db", []).replace("empty", "e"))
+    capsys.readouterr()
+    assert main(["check-mapping", mapping]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("segment-bridge: error: identity lookup (sqlite:///") and "no such table: customers" in line
