@@ -29,6 +29,8 @@ the mapping, retry policy and dead-letter file are built then and reused. A misc
 ``SEGMENT_BRIDGE_HTTP_TIMEOUT``     seconds to connect or read one answer from Segment, default 10
 ``SEGMENT_BRIDGE_SAFETY_MARGIN_MS`` time kept back from the invocation's remaining time, default 1500
 ``SEGMENT_BRIDGE_BATCH_SIZE``       most messages per Segment request, default 500
+``SEGMENT_BRIDGE_MAX_RATE``         most events per second this execution environment sends (one invocation at a
+                                    time), default 0: no limit (see the README's Pacing for sizing)
 ``SEGMENT_BRIDGE_LOG_LEVEL``        ``DEBUG``, ``INFO`` (default), ``WARNING`` or ``ERROR``
 ==================================  =============================================================================
 
@@ -63,6 +65,7 @@ from segment_bridge.delivery import (
     DeliveryEngine,
     EngineThread,
     MessageOutcome,
+    RatePacer,
     RetryPolicy,
     SegmentTransport,
     Transport,
@@ -77,7 +80,7 @@ from segment_bridge.exceptions import (
 from segment_bridge.identity import identity_stage, lookup_from_env
 from segment_bridge.mapping import CompiledMapping, load_mapping
 from segment_bridge.outcomes import Outcome, Refusal, RefusalReason
-from segment_bridge.settings import Settings
+from segment_bridge.settings import Settings, max_rate_setting
 from segment_bridge.track import MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, TrackCall
 from segment_bridge.translate import translate_record
 
@@ -200,6 +203,8 @@ class LambdaRuntime:
         sleep: how to wait between attempts.
         counts: outcomes since the cold start (each invocation's own are in its summary line).
         stage: run on each batch right before it is sent: the userId lookup (SEGMENT_BRIDGE_IDENTITY_URL).
+        pacer: the events/s limit and shared back-off after Segment's 429, kept from one invocation to the next
+            (an execution environment runs one at a time); ``None``: unpaced.
     """
 
     mapping: CompiledMapping
@@ -213,6 +218,7 @@ class LambdaRuntime:
     sleep: Sleep = time.sleep
     counts: Counter[str] = field(default_factory=Counter)
     stage: BatchStage | None = None
+    pacer: RatePacer | None = None
 
     def handle(self, event: Mapping[str, Any], context: LambdaContext | None) -> dict[str, list[dict[str, str]]]:
         """Process one Kinesis batch; see :func:`handler`."""
@@ -398,6 +404,7 @@ class _KinesisBatch:
             sleep=runtime.sleep,
             clock=runtime.clock,
             stage=runtime.stage,
+            pacer=runtime.pacer,
         )
         with EngineThread(engine, name="segment-bridge-lambda") as sender:
             outcomes = sender.deliver(self.calls.values(), deadline=end)
@@ -506,6 +513,7 @@ def load_runtime(environ: Mapping[str, str]) -> LambdaRuntime:
     http_timeout = _number(environ, "SEGMENT_BRIDGE_HTTP_TIMEOUT", 10, 0.5, 300)
     margin = _number(environ, "SEGMENT_BRIDGE_SAFETY_MARGIN_MS", 1500, 0, 60_000) / 1000
     batch_size = int(_number(environ, "SEGMENT_BRIDGE_BATCH_SIZE", DEFAULT_BATCH_MESSAGES, 1, MAX_BATCH_MESSAGES))
+    max_rate = max_rate_setting(environ)
     write_key = settings.require_write_key()
     host = settings.host
 
@@ -524,6 +532,7 @@ def load_runtime(environ: Mapping[str, str]) -> LambdaRuntime:
         max_messages=batch_size,
         dead_letter=_dead_letter(environ),
         stage=identity_stage(lookup),
+        pacer=RatePacer(max_rate),
     )
     _emit(
         logging.INFO,
@@ -536,6 +545,7 @@ def load_runtime(environ: Mapping[str, str]) -> LambdaRuntime:
         http_timeout=http_timeout,
         safety_margin_ms=round(margin * 1000),
         batch_size=batch_size,
+        max_rate=max_rate,
     )
     return runtime
 

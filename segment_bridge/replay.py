@@ -38,7 +38,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty, Full, Queue
-from typing import Any
+from typing import Any, BinaryIO
 
 from segment_bridge.checkpoint import (
     CHECKPOINT_HEAD_BYTES,
@@ -59,6 +59,7 @@ from segment_bridge.delivery import (
     EngineThread,
     MessageOutcome,
     MessageStatus,
+    Pacer,
     RetryPolicy,
     Sleep,
     Transport,
@@ -235,6 +236,7 @@ def replay(
     summary: ReplaySummary | None = None,
     stop: threading.Event | None = None,
     stage: BatchStage | None = None,
+    pacer: Pacer | None = None,
 ) -> ReplaySummary:
     """Deliver the translations of an input stream, ``concurrency`` batches at a time.
 
@@ -264,6 +266,8 @@ def replay(
             raised at any point of a threaded program may land inside the threading machinery itself.)
         stage: runs on each batch right before it is sent (the identity lookup); a message it fails is not sent,
             and is dead-lettered (or kept for the next run) with the stage's reason.
+        pacer: the events/s limit and shared back-off after a 429 (a
+            :class:`~segment_bridge.delivery.RatePacer`); none: unpaced.
 
     Returns:
         The final counts; ``summary.checkpoint`` is the last resolved position. When the input cannot be read to
@@ -308,6 +312,7 @@ def replay(
         executor=pool,
         share_duplicates=False,
         stage=stage,
+        pacer=pacer,
     )
     sender = EngineThread(engine, name="segment-bridge-replay-engine")
 
@@ -534,6 +539,7 @@ def replay_files(
     checkpoint_path: str | Path | None = None,
     checkpoint_interval: float = 0.5,
     dead_letter: DeadLetterWriter | None = None,
+    on_open: Callable[[int, BinaryIO], None] | None = None,
     **options: Any,
 ) -> ReplaySummary:
     """Replay archived CloudEvent files (JSON or JSON Lines, ``.gz``, ``-`` for stdin) through ``transport``.
@@ -545,6 +551,8 @@ def replay_files(
         checkpoint_path: resume from and save to this checkpoint file.
         checkpoint_interval: least seconds between two checkpoint saves (the final save always happens).
         dead_letter: where refused and failed events go.
+        on_open: called with each input's index and file as opened, before decompression (a progress display
+            reads how far into its bytes on disk reading got); see :func:`~segment_bridge.sources.iter_records`.
         **options: passed on to :func:`replay` (``policy``, ``concurrency``, ``progress``, ...). ``idle_flush``
             defaults to :data:`DEFAULT_IDLE_FLUSH` when an input is standard input or another non-regular file.
 
@@ -564,7 +572,7 @@ def replay_files(
     after: Position | ResumePoint | None = checkpoint.load() if checkpoint is not None else None
     if checkpoint is not None and checkpoint.resume is not None:
         after = checkpoint.resume
-    source = RecordTranslations(iter_records(names), mapping, after=after)
+    source = RecordTranslations(iter_records(names, on_open), mapping, after=after)
     summary = options.pop("summary", None) or ReplaySummary()
     try:
         replay(source, transport, checkpoint=checkpoint, dead_letter=dead_letter, summary=summary, **options)

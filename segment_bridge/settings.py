@@ -9,6 +9,7 @@ Nothing here reads ``os.environ`` or a ``.env`` file on its own: callers pass th
 ``SEGMENT_HOST``           base URL, default ``https://api.segment.io``
 ``SEGMENT_REGION``         ``us`` or ``eu`` (``eu`` selects ``https://events.eu1.segmentapis.com``)
 ``SEGMENT_BRIDGE_MAPPING`` path of a mapping file replacing the packaged default
+``SEGMENT_BRIDGE_MAX_RATE`` events/s sent to Segment at most, 0 for no limit (:func:`max_rate_setting`)
 =========================  ==================================================================================
 
 The secrets ``serve`` verifies signatures with are read by :func:`secret_setting` (``TWILIO_AUTH_TOKEN``,
@@ -18,6 +19,7 @@ The secrets ``serve`` verifies signatures with are read by :func:`secret_setting
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +32,12 @@ from segment_bridge.exceptions import ConfigurationError
 __all__ = [
     "DEFAULT_HOST",
     "EU_HOST",
+    "MAX_RATE_VARIABLE",
     "REGION_HOSTS",
+    "REPLAY_MAX_RATE",
     "Settings",
+    "max_rate_setting",
+    "parse_max_rate",
     "parse_shared_keys",
     "read_secret_file",
     "secret_setting",
@@ -277,3 +283,38 @@ def _check_url(value: str, where: str) -> str:
         # Credentials in the URL would end up in logs; the write key goes in the Authorization header.
         raise ConfigurationError("Segment host must be a plain base URL, without credentials, query or fragment")
     return stripped
+
+
+#: Environment variable of the most events per second sent to Segment (``replay``, ``serve``, the Lambda).
+MAX_RATE_VARIABLE = "SEGMENT_BRIDGE_MAX_RATE"
+#: ``replay``'s default: half of Segment's 1,000 events/s per workspace, so a backfill leaves the other half to live
+#: traffic (``serve``, other sources). ``serve`` and the Lambda default to no limit: live traffic comes at Twilio's
+#: pace.
+REPLAY_MAX_RATE = 500.0
+
+
+def parse_max_rate(text: str, where: str = MAX_RATE_VARIABLE) -> float:
+    """Events per second from ``text``: a number, 0 or more (0: no limit).
+
+    Raises:
+        ConfigurationError: not a finite number, or negative; the message names ``where``.
+    """
+    try:
+        value = float(text.strip())
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise ConfigurationError(f"{where} must be a number of events per second, 0 for no limit; got {text!r}")
+    return value
+
+
+def max_rate_setting(environ: Mapping[str, str], value: float | None = None, *, default: float = 0.0) -> float:
+    """The events/s limit: ``value`` (an option, which wins), else ``SEGMENT_BRIDGE_MAX_RATE``, else ``default``.
+
+    Raises:
+        ConfigurationError: the variable is set to something that is not a number of events per second.
+    """
+    if value is not None:
+        return value
+    text = environ.get(MAX_RATE_VARIABLE, "").strip()
+    return parse_max_rate(text) if text else default

@@ -35,6 +35,7 @@ import sys
 import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -109,10 +110,11 @@ class Record(msgspec.Struct, frozen=True, gc=False):
         return (self.file_index, self.line, self.column)
 
 
-def open_input(name: str, stack: ExitStack) -> BinaryIO:
+def open_input(name: str, stack: ExitStack, on_open: Callable[[BinaryIO], None] | None = None) -> BinaryIO:
     """Open a path (``-`` is stdin) for binary reading, decompressing gzip transparently.
 
-    Whatever is opened is closed by ``stack``; stdin is left open.
+    Whatever is opened is closed by ``stack``; stdin is left open. ``on_open``, when given, receives the file as
+    opened, before any decompression: its ``tell()`` is how far into the bytes on disk reading got.
 
     Raises:
         ConfigurationError: the path cannot be opened.
@@ -124,6 +126,8 @@ def open_input(name: str, stack: ExitStack) -> BinaryIO:
             stream = stack.enter_context(Path(name).open("rb"))  # noqa: SIM115 - the stack is the context manager
         except OSError as error:
             raise ConfigurationError(f"cannot read {name}: {error.strerror or type(error).__name__}") from None
+    if on_open is not None:
+        on_open(stream)
     if name.endswith(".gz") or _peek(stream).startswith(_GZIP_MAGIC):
         # GzipFile never closes a file object it was handed; the stack closes both.
         return stack.enter_context(gzip.GzipFile(fileobj=stream, mode="rb"))  # type: ignore[return-value]
@@ -468,15 +472,18 @@ def _size(count: int) -> str:
     return f"{count // _MIB} MiB" if count % _MIB == 0 else f"{count:,} bytes"
 
 
-def iter_records(names: Iterable[str]) -> Iterator[Record]:
+def iter_records(names: Iterable[str], on_open: Callable[[int, BinaryIO], None] | None = None) -> Iterator[Record]:
     """Yield the records of each input in order (``-`` is stdin); gzip files are read transparently.
+
+    ``on_open``, when given, is called with each input's index and file as opened (compressed, for gzip), so a
+    progress display can tell how far into each input's bytes reading got.
 
     Raises:
         ConfigurationError: an input cannot be opened or read.
     """
     for file_index, name in enumerate(names):
         with ExitStack() as stack:
-            stream = open_input(name, stack)
+            stream = open_input(name, stack, None if on_open is None else partial(on_open, file_index))
             try:
                 yield from _records_of(name, file_index, stream)
             except (OSError, EOFError, zlib.error, UnicodeError) as error:

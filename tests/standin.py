@@ -242,6 +242,13 @@ class StandIn:
                 return self._random.choice(self.faults)
         return None
 
+    def _admit(self, messages: int) -> tuple[int, dict[str, str]] | None:
+        """Whether a well-formed batch of ``messages`` is taken: ``None``, or the status and headers to refuse it.
+
+        Always taken here; ``ratelimit_standin.RateLimitedStandIn`` refuses above a workspace rate.
+        """
+        return None
+
     def _record(self, record: RequestRecord) -> None:
         with self._lock:
             self._requests.append(record)
@@ -363,6 +370,12 @@ def _make_handler(standin: StandIn) -> type[BaseHTTPRequestHandler]:
                     {"code": "rate_limited", "message": "slow down"},
                     {"Retry-After": str(standin.retry_after)},
                 )
+                return
+            refused = standin._admit(messages)
+            if refused is not None:
+                status, headers = refused
+                standin._record(RequestRecord(status, messages, len(raw), None, retry_count))
+                self._answer(status, {"code": "rate_limited", "message": "too many events"}, headers)
                 return
             standin._accept(payload)
             if fault is Fault.DROP_AFTER:

@@ -132,7 +132,7 @@ def _check_paths(args: argparse.Namespace) -> None:
             raise ConfigurationError(f"cannot read {name}: Is a directory")
         if not os.access(name, os.R_OK):
             raise ConfigurationError(f"cannot read {name}: Permission denied")
-    for option in ("dead_letter", "checkpoint"):
+    for option in ("dead_letter", "checkpoint", "summary_json"):
         output = getattr(args, option, None)
         if output:
             _check_writable(Path(output), "--" + option.replace("_", "-"))
@@ -160,7 +160,7 @@ def _check_outputs_are_not_inputs(args: argparse.Namespace) -> None:
     """
     inputs = [Path(name) for name in args.files if name != "-"]
     seen: dict[Path, str] = {}
-    for option in ("dead_letter", "out", "checkpoint"):
+    for option in ("dead_letter", "out", "checkpoint", "summary_json"):
         output = getattr(args, option, None)
         if not output:
             continue
@@ -174,3 +174,21 @@ def _check_outputs_are_not_inputs(args: argparse.Namespace) -> None:
         for path in inputs:
             if path.exists() and os.path.samefile(path, output):
                 raise ConfigurationError(f"{flag} {output} is also an input; write it elsewhere, then replay it")
+
+
+def _add_summary_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--summary-json",
+        metavar="PATH",
+        help="at the end (also after Ctrl-C or a read error) write the run's counts by outcome and reason, inputs "
+        "with their last settled positions, times and rate to PATH as JSON, atomically",
+    )
+
+
+def _run_status(*, interrupted: bool, error: bool, output_closed: bool) -> str:
+    """The ``status`` of a ``--summary-json`` document."""
+    if output_closed:
+        return "output_closed"
+    if error:
+        return "error"
+    return "interrupted" if interrupted else "completed"

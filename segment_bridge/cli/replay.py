@@ -8,22 +8,28 @@ import signal
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from segment_bridge.cli._common import (
     _PROG,
     EXIT_INTERRUPTED,
     EXIT_PIPE_CLOSED,
+    EXIT_USAGE,
     _add_log_level,
     _add_mapping_options,
+    _add_summary_json,
     _check_outputs_are_not_inputs,
     _check_paths,
     _positive_int,
+    _run_status,
     _seconds,
     _stdout_closed,
     load_mapping_from_args,
     summary_line,
 )
+from segment_bridge.cli.progress import InputMeter, ReplayProgress
+from segment_bridge.cli.summary_json import build_summary, input_states, write_summary
 from segment_bridge.deadletter import DeadLetterWriter
 from segment_bridge.delivery import (
     DEFAULT_BATCH_MESSAGES,
@@ -33,12 +39,13 @@ from segment_bridge.delivery import (
     SegmentTransport,
     Transport,
 )
+from segment_bridge.delivery.pacing import RatePacer
 from segment_bridge.exceptions import ConfigurationError
 from segment_bridge.identity import identity_stage, lookup_from_env
 from segment_bridge.mapping import CompiledMapping
 from segment_bridge.outcomes import Refusal
 from segment_bridge.replay import ReplaySummary, replay_files
-from segment_bridge.settings import Settings
+from segment_bridge.settings import REPLAY_MAX_RATE, Settings, max_rate_setting, parse_max_rate
 from segment_bridge.track import MAX_BATCH_MESSAGES
 
 if TYPE_CHECKING:
@@ -53,9 +60,11 @@ examples:
   segment-bridge replay failed.jsonl                               # a dead-letter file, once the cause is fixed
 
 Streams archived CloudEvents through translation and delivery: batches of at most --batch-size messages and
-475,000 bytes, --concurrency batches in flight, retries with backoff (429 Retry-After honoured) within a budget.
-Memory stays flat whatever the input size. Re-running is safe: messageIds are deterministic, so Segment drops
-what it already has; --checkpoint skips what a killed or interrupted run already finished.
+475,000 bytes, --concurrency batches in flight, retries with backoff (429 Retry-After honoured) within a budget,
+at most --max-rate events/s (default 500: half of Segment's 1,000 per workspace, the rest left to live traffic;
+after a 429 all sending pauses). Memory stays flat whatever the input size. Re-running is safe: messageIds are
+deterministic, so Segment drops what it already has; --checkpoint skips what a killed or interrupted run already
+finished. --summary-json PATH leaves the run's counts and positions as JSON for an orchestrator.
 
 The write key comes from SEGMENT_WRITE_KEY or the file named by SEGMENT_WRITE_KEY_FILE / --write-key-file, never
 from the command line. --dry-run and --out need none.
@@ -75,32 +84,18 @@ def _batch_size(text: str) -> int:
     return value
 
 
-class _Progress:
-    """A one-line progress display on a terminal; silent otherwise."""
+def _max_rate(text: str) -> float:
+    try:
+        return parse_max_rate(text, "--max-rate")
+    except ConfigurationError:
+        raise argparse.ArgumentTypeError(f"must be a number of events per second, 0 for no limit, got {text}") from None
 
-    def __init__(self, stream: IO[str], enabled: bool, verb: str = "delivered") -> None:
-        self.stream = stream
-        self.enabled = enabled
-        self.verb = verb
-        self.started = time.monotonic()
-        self.drawn = 0.0
 
-    def __call__(self, summary: ReplaySummary) -> None:
-        now = time.monotonic()
-        if not self.enabled or now - self.drawn < 0.2:
-            return
-        self.drawn = now
-        rate = summary.events / max(now - self.started, 1e-9)
-        self.stream.write(
-            f"\r{_PROG}: {summary.events:,} events read, {summary.delivered:,} {self.verb}, "
-            f"{summary.refused_total:,} refused, {summary.failed:,} failed ({rate:,.0f}/s)\x1b[K"
-        )
-        self.stream.flush()
-
-    def done(self) -> None:
-        if self.enabled and self.drawn:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
+def _pacer(args: argparse.Namespace) -> RatePacer:
+    """The events/s limit: Segment's workspace allowance is shared; a file or stdout is not paced unless asked."""
+    if args.out or args.dry_run:
+        return RatePacer(args.max_rate or 0.0)
+    return RatePacer(max_rate_setting(os.environ, args.max_rate, default=REPLAY_MAX_RATE))
 
 
 def _replay_transport(args: argparse.Namespace) -> tuple[Transport, str]:
@@ -134,12 +129,15 @@ def _run_replay(args: argparse.Namespace, err: IO[str]) -> int:
 
 
 def _replay(args: argparse.Namespace, mapping: CompiledMapping, lookup: UserIdLookup | None, err: IO[str]) -> int:
+    pacer = _pacer(args)
     transport, verb = _replay_transport(args)
-    progress = _Progress(err, enabled=err.isatty() and not args.quiet, verb=verb)
     names = args.files or ["-"]
+    meter = InputMeter(names)
+    progress = ReplayProgress(err, enabled=err.isatty() and not args.quiet, meter=meter, verb=verb)
+    started_at, started = datetime.now(UTC), time.monotonic()
 
     def show(position: tuple[int, ...], refusal: Refusal) -> None:
-        progress.done()
+        progress.clear()
         where = ":".join(map(str, position[1:]))  # LINE, or LINE:COLUMN for a value inside a line
         print(f"{names[position[0]]}:{where}: {refusal.describe()}", file=err)
 
@@ -174,6 +172,8 @@ def _replay(args: argparse.Namespace, mapping: CompiledMapping, lookup: UserIdLo
             summary=summary,
             stop=stop,
             stage=identity_stage(lookup),
+            pacer=pacer,
+            on_open=meter.opened,
         )
         if summary.interrupted:
             print(f"{_PROG}: interrupted", file=err)
@@ -182,6 +182,7 @@ def _replay(args: argparse.Namespace, mapping: CompiledMapping, lookup: UserIdLo
         progress.done()
         print(f"{_PROG}: interrupted", file=err)
         status = EXIT_INTERRUPTED
+        summary.interrupted = True
     except BrokenPipeError:
         _stdout_closed()
         status = EXIT_PIPE_CLOSED
@@ -208,7 +209,67 @@ def _replay(args: argparse.Namespace, mapping: CompiledMapping, lookup: UserIdLo
     elif summary.failed or summary.refused_total:
         line += "; use --dead-letter PATH to keep them"
     print(f"{_PROG}: {line}", file=err)
-    return status if status is not None else summary.exit_code
+    code = status if status is not None else summary.exit_code
+    if args.summary_json:
+        return _write_summary_json(args, summary, verb, code, pacer, names, started_at, time.monotonic() - started, err)
+    return code
+
+
+def _write_summary_json(
+    args: argparse.Namespace,
+    summary: ReplaySummary,
+    verb: str,
+    code: int,
+    pacer: RatePacer,
+    names: list[str],
+    started_at: datetime,
+    seconds: float,
+    err: IO[str],
+) -> int:
+    """Write ``--summary-json``; the exit status, 2 if it cannot be written."""
+    # Every event settled (none in flight, none failed without a record of it): every input is complete.
+    finished = (
+        not summary.interrupted and summary.read_error is None and (not summary.failed or summary.dead_lettered > 0)
+    )
+    metrics = pacer.metrics()
+    document = build_summary(
+        command="replay",
+        status=_run_status(
+            interrupted=summary.interrupted,
+            error=summary.read_error is not None,
+            output_closed=code == EXIT_PIPE_CLOSED,
+        ),
+        exit_code=code,
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+        duration_seconds=seconds,
+        counts={
+            "records": summary.records,
+            "skipped": summary.skipped,
+            "events": summary.events,
+            verb: summary.delivered,
+            "acknowledged": summary.acknowledged,
+            "refused": summary.refused_total,
+            "failed": summary.failed,
+            "batches": summary.batches,
+            "failed_batches": summary.failed_batches,
+            "dead_lettered": summary.dead_lettered,
+        },
+        refused_by_reason=summary.refused,
+        inputs=input_states(names, summary.checkpoint, finished=finished),
+        error=summary.read_error,
+        pacing={
+            "max_rate": metrics.max_rate,
+            "rate_limited": metrics.rate_limited,
+            "paused_seconds": round(metrics.paused_seconds, 3),
+        },
+    )
+    try:
+        write_summary(args.summary_json, document)
+    except ConfigurationError as error:
+        print(f"{_PROG}: error: {error}", file=err)
+        return EXIT_USAGE
+    return code
 
 
 def _stop_on_interrupt(stop: threading.Event) -> Any:
@@ -265,6 +326,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=_seconds, default=10.0, metavar="SECONDS", help="per-request timeout (default: 10)"
     )
     parser.add_argument(
+        "--max-rate",
+        type=_max_rate,
+        metavar="N",
+        help=f"most events per second sent to Segment, shared by every batch in flight; 0 for no limit (default: "
+        f"{REPLAY_MAX_RATE:.0f}, half of Segment's 1,000 per workspace, leaving the rest to live traffic; env: "
+        "SEGMENT_BRIDGE_MAX_RATE). --dry-run and --out are not paced unless it is given",
+    )
+    parser.add_argument(
         "--write-key-file",
         metavar="PATH",
         help="file holding the Segment write key (env: SEGMENT_WRITE_KEY or SEGMENT_WRITE_KEY_FILE)",
@@ -278,5 +347,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="no progress bar and no per-refusal lines (the summary stays; failures are still listed when there is"
         " no --dead-letter file)",
     )
+    _add_summary_json(parser)
     _add_mapping_options(parser)
     _add_log_level(parser)

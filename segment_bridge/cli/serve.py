@@ -23,6 +23,7 @@ from segment_bridge.server.config import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_READ_TIMEOUT,
 )
+from segment_bridge.settings import parse_max_rate
 
 if TYPE_CHECKING:
     from segment_bridge.server.config import ServerConfig
@@ -74,6 +75,13 @@ def _integer(text: str) -> int:
     if not (stripped.isascii() and stripped.lstrip("+-").isdigit()):
         raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}")
     return int(stripped)
+
+
+def _max_rate(text: str) -> float:
+    try:
+        return parse_max_rate(text, "--max-rate")
+    except ConfigurationError:
+        raise argparse.ArgumentTypeError(f"must be a number of events per second, 0 for no limit, got {text}") from None
 
 
 def _positive_seconds(text: str) -> float:
@@ -138,6 +146,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_DELIVERY_BUDGET,
         metavar="SECONDS",
         help=f"time to deliver a request's events, retries included, before 503 (default: {DEFAULT_DELIVERY_BUDGET})",
+    )
+    parser.add_argument(
+        "--max-rate",
+        type=_max_rate,
+        metavar="N",
+        help="most events per second sent to Segment by this process (each worker), 0 for no limit (default: no "
+        "limit; env: SEGMENT_BRIDGE_MAX_RATE)",
     )
     parser.add_argument(
         "--max-concurrency",
@@ -234,6 +249,7 @@ def _config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> t
         shared_keys_file=getattr(args, "shared_keys_file", None),
         max_body_size=args.max_body_size,
         delivery_budget=args.delivery_budget,
+        max_rate=getattr(args, "max_rate", None),
         max_concurrency=args.max_concurrency,
         read_timeout=args.read_timeout,
         max_connections=args.max_connections,

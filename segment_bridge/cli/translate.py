@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from collections import Counter
+from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING
 
 from segment_bridge.cli._common import (
@@ -16,13 +18,16 @@ from segment_bridge.cli._common import (
     EXIT_USAGE,
     _add_log_level,
     _add_mapping_options,
+    _add_summary_json,
     _check_outputs_are_not_inputs,
     _check_paths,
     _flush_quietly,
+    _run_status,
     _stdout_closed,
     load_mapping_from_args,
     summary_line,
 )
+from segment_bridge.cli.summary_json import build_summary, input_states, write_summary
 from segment_bridge.deadletter import DeadLetterWriter
 from segment_bridge.exceptions import ConfigurationError
 from segment_bridge.identity import lookup_from_env
@@ -104,8 +109,13 @@ def _translate(args: argparse.Namespace, mapping: CompiledMapping, output: _Outp
     reasons: Counter[str] = Counter()
     dead_letter = DeadLetterWriter(args.dead_letter) if args.dead_letter else None
     status: int | None = None
+    names = args.files or ["-"]
+    error_line: str | None = None
+    started_at, started = datetime.now(UTC), time.monotonic()
+    settled: tuple[int, ...] | None = None  # the last record whose every event was written or refused
+    ends: dict[int, tuple[int, ...]] = {}  # the last record of each input
     try:
-        for record in iter_records(args.files or ["-"]):
+        for record in iter_records(names):
             for translation in translate_record(record.raw, mapping):
                 counts[translation.outcome] += 1
                 if translation.track is not None:
@@ -116,10 +126,12 @@ def _translate(args: argparse.Namespace, mapping: CompiledMapping, output: _Outp
                         print(f"{record.name}:{record.location}: {translation.refusal.describe()}", file=err)
                     if dead_letter is not None:
                         dead_letter.write(translation.refusal, translation.event)
+            settled = ends[record.file_index] = record.position
         output.flush()
     except ConfigurationError as error:  # an input unreadable part-way through, a dead-letter file not writable
         _flush_quietly(output)
         print(f"{_PROG}: error: {error}", file=err)
+        error_line = str(error)
         status = EXIT_USAGE
     except KeyboardInterrupt:
         _flush_quietly(output)
@@ -132,9 +144,35 @@ def _translate(args: argparse.Namespace, mapping: CompiledMapping, output: _Outp
         if dead_letter is not None:
             dead_letter.close()
     print(f"{_PROG}: {summary_line(counts, reasons)}", file=err)
-    if status is not None:
-        return status
-    return EXIT_REFUSED if counts[Outcome.REFUSED] else EXIT_OK
+    code = status if status is not None else EXIT_REFUSED if counts[Outcome.REFUSED] else EXIT_OK
+    if args.summary_json:
+        document = build_summary(
+            command="translate",
+            status=_run_status(
+                interrupted=status == EXIT_INTERRUPTED,
+                error=status == EXIT_USAGE,
+                output_closed=status == EXIT_PIPE_CLOSED,
+            ),
+            exit_code=code,
+            started_at=started_at,
+            finished_at=datetime.now(UTC),
+            duration_seconds=time.monotonic() - started,
+            counts={
+                "events": sum(counts.values()),
+                "translated": counts[Outcome.TRANSLATED],
+                "acknowledged": counts[Outcome.ACKNOWLEDGED],
+                "refused": counts[Outcome.REFUSED],
+            },
+            refused_by_reason={str(reason): n for reason, n in reasons.items()},
+            inputs=input_states(names, settled, finished=status is None, ends=ends),
+            error=error_line,
+        )
+        try:
+            write_summary(args.summary_json, document)
+        except ConfigurationError as error:
+            print(f"{_PROG}: error: {error}", file=err)
+            return EXIT_USAGE
+    return code
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -144,5 +182,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dead-letter", metavar="PATH", help="append each refused event as a JSON Lines record to PATH"
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no per-refusal lines (the summary stays)")
+    _add_summary_json(parser)
     _add_mapping_options(parser)
     _add_log_level(parser)

@@ -10,7 +10,9 @@ The package, like httpx's ``_transports/``, sits behind this small surface:
   retries and splits (:func:`send_batch`); :func:`deliver`, a batch at a time on the calling thread;
 * :mod:`~segment_bridge.delivery.engine`: the one engine ``serve``, ``replay`` and the Lambda deliver through;
 * :mod:`~segment_bridge.delivery.hooks`: its outcomes and hooks (:class:`Pacer`, :class:`BatchStage`,
-  :class:`EngineMetrics`).
+  :class:`EngineMetrics`);
+* :mod:`~segment_bridge.delivery.pacing`: :class:`RatePacer`, the engine's events/s limit and shared back-off
+  after Segment's 429.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from segment_bridge.delivery.hooks import (
     StageFailure,
     StageResult,
 )
+from segment_bridge.delivery.pacing import PacerMetrics, RatePacer
 from segment_bridge.delivery.retry import Clock, RetryPolicy, Sleep, is_retryable_status
 from segment_bridge.delivery.transports import (
     DEFAULT_HOST,
@@ -62,6 +65,8 @@ __all__ = [
     "MessageStatus",
     "NoPacer",
     "Pacer",
+    "PacerMetrics",
+    "RatePacer",
     "RetryPolicy",
     "SegmentTransport",
     "Sleep",

@@ -92,7 +92,7 @@ DEFAULT_MAX_IN_FLIGHT = 4
 class _Observed:
     """The engine's view of the transport: counts each request and tells the pacer of a 429."""
 
-    def __init__(self, inner: Transport, metrics: EngineMetrics, on_429: Callable[[float | None], None]) -> None:
+    def __init__(self, inner: Transport, metrics: EngineMetrics, on_429: Callable[[float | None, int], None]) -> None:
         self.inner = inner
         self._metrics = metrics
         self._on_429 = on_429
@@ -106,7 +106,7 @@ class _Observed:
         except DeliveryError as error:
             metrics.request_finished(str(error.status) if error.status is not None else error.kind, _since(started))
             if error.status == 429 and isinstance(error, RetryableDeliveryError):
-                self._on_429(error.retry_after)
+                self._on_429(error.retry_after, len(batch))
             raise
         except BaseException:
             metrics.request_finished("internal", _since(started))
@@ -520,11 +520,11 @@ class DeliveryEngine:
 
         return acquire
 
-    def _paused_by_segment(self, retry_after: float | None) -> None:
+    def _paused_by_segment(self, retry_after: float | None, events: int) -> None:
         """A 429 (worker thread): the pacer pauses every batch, before this one's own retry waits."""
         if self._pacer is not None and self._loop is not None:
             with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._pacer.pause, retry_after)
+                self._loop.call_soon_threadsafe(self._pacer.pause, retry_after, events)
 
     # -- settling (event loop) -----------------------------------------------------------------------------
 

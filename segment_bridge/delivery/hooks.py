@@ -2,9 +2,10 @@
 
 * :class:`Pacer` (rate limit and shared back-off). Before every request, retries and split halves included, the
   engine awaits ``pacer.acquire(n_messages, deadline)`` on its event loop; ``False`` means the deadline would pass
-  first, and those messages end ``TIMED_OUT`` unsent. After a 429 the engine calls ``pacer.pause(retry_after)``
-  (seconds from ``Retry-After`` or ``X-RateLimit-Reset``, ``None`` if Segment sent neither) on the event loop,
-  *before* the batch's own retry waits, so every batch's next ``acquire`` waits out the same pause.
+  first, and those messages end ``TIMED_OUT`` unsent. After a 429 the engine calls ``pacer.pause(retry_after,
+  events)`` (seconds from ``Retry-After`` or ``X-RateLimit-Reset``, ``None`` if Segment sent neither; the messages
+  of the refused request) on the event loop, *before* the batch's own retry waits, so every batch's next
+  ``acquire`` waits out the same pause. :class:`~segment_bridge.delivery.pacing.RatePacer` is the one to use.
 * :class:`BatchStage` (identity lookup). Called once per batch, right before it is sent, with the batch's calls;
   returns per call the call to send (the same or an enriched new :class:`~segment_bridge.track.TrackCall`) or a
   :class:`StageFailure`, which settles that message ``FAILED`` with its error and reason without sending it. An
@@ -91,8 +92,8 @@ class Pacer(Protocol):
         """Wait until ``messages`` may be sent; ``False`` if that would be after ``deadline`` (engine clock)."""
         ...
 
-    def pause(self, retry_after: float | None) -> None:
-        """Segment answered 429: hold every later ``acquire`` for ``retry_after`` seconds (or a default)."""
+    def pause(self, retry_after: float | None, events: int) -> None:
+        """Segment answered 429 to ``events`` messages: hold every later ``acquire`` for ``retry_after`` seconds."""
         ...
 
 
@@ -103,7 +104,7 @@ class NoPacer:
         """Always ``True`` at once."""
         return True
 
-    def pause(self, retry_after: float | None) -> None:
+    def pause(self, retry_after: float | None, events: int) -> None:
         """Nothing to pause."""
 
 

@@ -58,6 +58,7 @@ import orjson
 
 from segment_bridge.delivery.engine import DeliveryEngine
 from segment_bridge.delivery.hooks import EngineMetrics, MessageStatus
+from segment_bridge.delivery.pacing import RatePacer
 from segment_bridge.exceptions import DeliveryError, MissingExtraError, PermanentDeliveryError, RetryableDeliveryError
 from segment_bridge.identity import identity_stage, lookup_from_env
 from segment_bridge.outcomes import Outcome, Refusal, RefusalReason, Translation
@@ -164,6 +165,9 @@ class _Bridge:
         self.metrics = _Metrics()
         if self.lookup is not None:
             self.metrics.watch_identity(self.lookup)
+        # One limit for every request of this process: Segment's allowance is the workspace's (README: Pacing).
+        self.pacer = RatePacer(config.max_rate)
+        self.metrics.watch_pacer(self.pacer)
         self.health = _Health()
         inner = transport if transport is not None else _default_transport(settings, config)
         self.transport = _InstrumentedTransport(inner, self.metrics, self.health)
@@ -215,6 +219,7 @@ class _Bridge:
             attempt_reserve=_ATTEMPT_RESERVE,
             metrics=_BatchWatch(self._on_batch),
             stage=identity_stage(self.lookup),
+            pacer=self.pacer,
         )
         if self.config.insecure_no_signature:
             logger.warning(

@@ -6,6 +6,7 @@ command line's options that fill it live in :mod:`segment_bridge.cli.serve`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,8 @@ class ServerConfig:
         out: with or without ``dry_run``, write batches to this file instead of Segment.
         hash_key: HMAC key for mappings that hash phone numbers (``SEGMENT_BRIDGE_HASH_KEY``); masked.
         segment_timeout: seconds to wait for one Segment answer; defaults to the delivery budget.
+        max_rate: most events per second sent to Segment by this process (``SEGMENT_BRIDGE_MAX_RATE``); 0, the
+            default, for no limit: live traffic arrives at Twilio's pace.
     """
 
     public_url: str | None = None
@@ -113,10 +116,13 @@ class ServerConfig:
     out: Path | None = None
     hash_key: SecretStr | None = field(default=None, repr=False)
     segment_timeout: float | None = None
+    max_rate: float = 0.0
 
     def __post_init__(self) -> None:
         if self.max_body_size < 1 or self.max_concurrency < 1 or self.max_in_flight < 1:
             raise ConfigurationError("max body size, max concurrency and max in-flight must be at least 1")
+        if not math.isfinite(self.max_rate) or self.max_rate < 0:
+            raise ConfigurationError("max rate must be a number of events per second, 0 for no limit")
         if not 0 < self.delivery_budget <= 60:
             raise ConfigurationError("delivery budget must be between 0 and 60 seconds (Twilio waits 5 s)")
         if not 1 <= self.batch_messages <= MAX_BATCH_MESSAGES:
@@ -186,7 +192,8 @@ class ServerConfig:
         """Build the config from explicit values (``None`` means unset) first, then ``environ``.
 
         Reads ``TWILIO_AUTH_TOKEN`` and ``TWILIO_SECONDARY_AUTH_TOKEN`` (each or its ``_FILE``),
-        ``SEGMENT_BRIDGE_SHARED_KEYS`` (or ``_FILE``), ``SEGMENT_BRIDGE_PUBLIC_URL``, and ``SEGMENT_BRIDGE_HASH_KEY``.
+        ``SEGMENT_BRIDGE_SHARED_KEYS`` (or ``_FILE``), ``SEGMENT_BRIDGE_PUBLIC_URL``, ``SEGMENT_BRIDGE_HASH_KEY`` and
+        ``SEGMENT_BRIDGE_MAX_RATE``.
         The explicit ``auth_token_file``, ``secondary_auth_token_file`` and ``shared_keys_file`` (the ``--...-file``
         options) win over the environment; ``shared_keys`` may be given as ``KEY_ID:SECRET,...`` text.
 
@@ -197,7 +204,7 @@ class ServerConfig:
         Raises:
             ConfigurationError: a value is invalid or a secret file unreadable (never echoing a secret).
         """
-        from segment_bridge.settings import parse_shared_keys, secret_setting, shared_keys_setting
+        from segment_bridge.settings import max_rate_setting, parse_shared_keys, secret_setting, shared_keys_setting
 
         values = {key: value for key, value in explicit.items() if value is not None}
         if "public_url" not in values and environ.get("SEGMENT_BRIDGE_PUBLIC_URL"):
@@ -218,6 +225,7 @@ class ServerConfig:
             values["shared_keys"] = parse_shared_keys(values["shared_keys"], "the shared keys argument")
         if "hash_key" not in values and environ.get("SEGMENT_BRIDGE_HASH_KEY"):
             values["hash_key"] = SecretStr(environ["SEGMENT_BRIDGE_HASH_KEY"])
+        values["max_rate"] = max_rate_setting(environ, values.get("max_rate"))
         for key in ("dead_letter", "out"):
             if key in values:
                 values[key] = Path(values[key])

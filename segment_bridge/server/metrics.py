@@ -15,6 +15,7 @@ from segment_bridge.track import TrackCall
 
 if TYPE_CHECKING:
     from segment_bridge.delivery import Transport
+    from segment_bridge.delivery.pacing import RatePacer
     from segment_bridge.identity import UserIdLookup
 
 
@@ -114,6 +115,42 @@ class _Metrics:
         if child is None:
             child = self._segment_children[status] = self.segment_requests.labels(status)
         child.inc()
+
+    def watch_pacer(self, pacer: RatePacer) -> None:
+        """Export the pacer's figures, read at each scrape: Segment's 429s, time paused, send rate, limit in force."""
+        self.registry.register(_PacerCollector(pacer))
+
+
+class _PacerCollector:
+    """Reads :meth:`RatePacer.metrics` when ``/metrics`` is scraped (the pacer keeps its own counts)."""
+
+    def __init__(self, pacer: RatePacer) -> None:
+        self._pacer = pacer
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        figures = self._pacer.metrics()
+        yield CounterMetricFamily(
+            "segment_bridge_segment_rate_limited",
+            "Segment's 429 answers; each paused all sending.",
+            value=figures.rate_limited,
+        )
+        yield CounterMetricFamily(
+            "segment_bridge_paced_seconds",
+            "Seconds all sending to Segment was paused after its 429s.",
+            value=figures.paused_seconds,
+        )
+        yield GaugeMetricFamily(
+            "segment_bridge_send_rate",
+            "Events sent to Segment per second, over the last 5 s.",
+            value=figures.current_rate,
+        )
+        yield GaugeMetricFamily(
+            "segment_bridge_max_rate",
+            "Events/s sent to Segment at most now (--max-rate, lower for a while after a 429; 0: unlimited).",
+            value=figures.rate_in_force,
+        )
 
 
 class _InstrumentedTransport:

@@ -37,6 +37,7 @@ _SERVE_KEYS = (
     "shared_keys_file",
     "max_body_size",
     "delivery_budget",
+    "max_rate",
     "max_concurrency",
     "read_timeout",
     "max_connections",

@@ -246,8 +246,8 @@ class RecordingPacer:
         self.log.append(f"acquire {messages}")
         return self.allow
 
-    def pause(self, retry_after: float | None) -> None:
-        self.log.append(f"pause {retry_after}")
+    def pause(self, retry_after: float | None, events: int) -> None:
+        self.log.append(f"pause {retry_after} {events}")
 
 
 def test_the_pacer_is_acquired_before_every_request_and_paused_by_a_429_before_the_retry(clock: FakeClock) -> None:
@@ -262,7 +262,7 @@ def test_the_pacer_is_acquired_before_every_request_and_paused_by_a_429_before_t
         await engine.drain()
 
     run(main())
-    assert log == ["acquire 1", "send 1", "pause 7.0", "acquire 1", "send 1"]
+    assert log == ["acquire 1", "send 1", "pause 7.0 1", "acquire 1", "send 1"]
     assert clock.sleeps == [7.0]
 
 
