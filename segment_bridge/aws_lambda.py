@@ -61,6 +61,7 @@ from segment_bridge.catalog import TEST_EVENT_TYPE
 from segment_bridge.deadletter import DeadLetterWriter
 from segment_bridge.delivery import (
     DEFAULT_BATCH_MESSAGES,
+    BatchStage,
     DeliveryEngine,
     EngineThread,
     MessageOutcome,
@@ -77,6 +78,7 @@ from segment_bridge.exceptions import (
     InvalidEventError,
     PayloadTooLargeError,
 )
+from segment_bridge.identity import identity_stage, lookup_from_env
 from segment_bridge.mapping import CompiledMapping, load_mapping
 from segment_bridge.outcomes import Outcome, Refusal, RefusalReason
 from segment_bridge.settings import Settings, max_rate_setting
@@ -201,6 +203,7 @@ class LambdaRuntime:
         clock: monotonic seconds.
         sleep: how to wait between attempts.
         counts: outcomes since the cold start (each invocation's own are in its summary line).
+        stage: run on each batch right before it is sent: the userId lookup (SEGMENT_BRIDGE_IDENTITY_URL).
         pacer: the events/s limit and shared back-off after Segment's 429, kept from one invocation to the next
             (an execution environment runs one at a time); ``None``: unpaced.
     """
@@ -215,6 +218,7 @@ class LambdaRuntime:
     clock: Clock = time.monotonic
     sleep: Sleep = time.sleep
     counts: Counter[str] = field(default_factory=Counter)
+    stage: BatchStage | None = None
     pacer: RatePacer | None = None
 
     def handle(self, event: Mapping[str, Any], context: LambdaContext | None) -> dict[str, list[dict[str, str]]]:
@@ -400,6 +404,7 @@ class _KinesisBatch:
             attempt_reserve=_MIN_ATTEMPT_SECONDS,
             sleep=runtime.sleep,
             clock=runtime.clock,
+            stage=runtime.stage,
             pacer=runtime.pacer,
         )
         with EngineThread(engine, name="segment-bridge-lambda") as sender:
@@ -496,6 +501,7 @@ def load_runtime(environ: Mapping[str, str]) -> LambdaRuntime:
     mapping = load_mapping(settings.mapping, hash_key=hash_key.encode() if hash_key else None)
     for finding in mapping.warnings:
         _emit(logging.WARNING, "mapping_warning", source=mapping.source, message=finding)
+    lookup = lookup_from_env(environ, mapping)  # checked at the cold start: a bad query fails it, in one line
     attempts = int(_number(environ, "SEGMENT_BRIDGE_MAX_ATTEMPTS", 4, 1, 20))
     backoff = _number(environ, "SEGMENT_BRIDGE_RETRY_BACKOFF", 0.5, 0, 30)
     http_timeout = _number(environ, "SEGMENT_BRIDGE_HTTP_TIMEOUT", 10, 0.5, 300)
@@ -519,11 +525,13 @@ def load_runtime(environ: Mapping[str, str]) -> LambdaRuntime:
         safety_margin=margin,
         max_messages=batch_size,
         dead_letter=_dead_letter(environ),
+        stage=identity_stage(lookup),
         pacer=RatePacer(max_rate, learn=False),
     )
     _emit(
         logging.INFO,
         "cold_start",
+        identity_lookup=lookup.url if lookup is not None else None,
         host=host,
         mapping=mapping.source,
         dead_letter=str(runtime.dead_letter.path) if runtime.dead_letter else None,

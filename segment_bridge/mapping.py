@@ -31,11 +31,14 @@ from segment_bridge._resources import packaged_mapping
 from segment_bridge.catalog import STATUS_CALLBACK_PARAMETERS, SUPPORTED_TYPES
 from segment_bridge.events import CallEventDecoder, call_event_decoder, decode_json, decode_string_data, guarded
 from segment_bridge.exceptions import ConfigurationError, MappingError
+from segment_bridge.external_ids import EXTERNAL_IDS
 from segment_bridge.track import MAX_MESSAGE_ID_LENGTH
 
 __all__ = [
     "CompiledMapping",
+    "ExternalIdSpec",
     "IdentitySpec",
+    "LookupSpec",
     "MappingSpec",
     "PropertySpec",
     "load_mapping",
@@ -63,6 +66,7 @@ _INTEGER = re.compile(r"-?[0-9]+")
 _EVENT_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*( [A-Z][A-Za-z0-9]*)+$")
 _PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 _RESERVED_PROPERTIES = frozenset({"revenue", "currency", "value"})
+_PHONES_PARAMETER = re.compile(r"(?<![:\w]):phones\b")
 
 
 def _check_source(ref: str) -> str:
@@ -100,16 +104,65 @@ class PropertySpec(_Strict):
         return self
 
 
+class LookupSpec(_Strict):
+    """The ``userId`` lookup in the team's own customer table (used only when SEGMENT_BRIDGE_IDENTITY_URL is set).
+
+    The database URL is never part of the mapping: it may hold a password.
+    """
+
+    #: SQL run once per delivery batch with ``:phones`` bound to the batch's distinct phone external ids; it returns
+    #: the columns ``phone`` and ``user_id``.
+    query: str = Field(min_length=1)
+    #: What happens to a call whose lookup failed (database down, timeout): sent without ``userId``, or retried.
+    on_error: Literal["send", "retry"] = "send"
+    #: Seconds each query may take.
+    timeout: float = Field(default=2.0, gt=0, le=300)
+    #: Seconds a found ``userId`` (or a phone found in no row) is remembered.
+    cache_ttl: float = Field(default=300.0, gt=0)
+    #: Phone numbers remembered at most.
+    cache_size: int = Field(default=100_000, ge=1)
+
+    @field_validator("query")
+    @classmethod
+    def _binds_phones(cls, query: str) -> str:
+        if not _PHONES_PARAMETER.search(query):
+            raise ValueError("the query must use the :phones parameter, e.g. 'WHERE phone_e164 IN :phones'")
+        return query
+
+
 class IdentitySpec(_Strict):
     """Where ``anonymousId`` and ``userId`` come from; the first present source wins."""
 
     anonymous_id: tuple[str, ...] = ("derived:customer_phone", "param:CallSid", "data:sid")
     user_id: tuple[str, ...] = ()
+    lookup: LookupSpec | None = None
 
     @field_validator("anonymous_id", "user_id")
     @classmethod
     def _sources(cls, refs: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(_check_source(ref) for ref in refs)
+
+
+class ExternalIdSpec(_Strict):
+    """One Segment Unify identifier, sent in the message's ``context.externalIds``."""
+
+    #: The identifier's type as the Unify space names it (``phone``, ``email``, ...); Segment wants lower case.
+    type: str = Field(min_length=1)
+    from_: tuple[str, ...] = Field(alias="from", min_length=1)
+    collection: str = Field(default="users", min_length=1)
+    encoding: Literal["none"] = "none"
+    #: A phone number: sent only when the value is an E.164 number (Twilio's ``client:`` and ``sip:`` identities
+    #: are not), and hashed like phone-number properties when ``[hashing] phone_numbers`` is on.
+    e164_only: bool = False
+
+    @field_validator("from_")
+    @classmethod
+    def _sources(cls, refs: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_check_source(ref) for ref in refs)
+
+    def is_phone_number(self) -> bool:
+        """Whether the value is a phone number, hashed when the mapping hashes phone numbers."""
+        return self.e164_only or any(ref in _PHONE_SOURCES for ref in self.from_)
 
 
 class HashingSpec(_Strict):
@@ -142,6 +195,7 @@ class MappingSpec(_Strict):
     identity: IdentitySpec = IdentitySpec()
     hashing: HashingSpec = HashingSpec()
     properties: dict[str, PropertySpec] = Field(default_factory=dict)
+    external_ids: tuple[ExternalIdSpec, ...] = ()
     lint_: LintSpec = Field(default=LintSpec(), alias="lint")
 
     @field_validator("events")
@@ -154,11 +208,21 @@ class MappingSpec(_Strict):
                 )
         return events
 
+    @model_validator(mode="after")
+    def _lookup_has_phones(self) -> MappingSpec:
+        if self.identity.lookup is not None and not any(item.type == "phone" for item in self.external_ids):
+            raise ValueError(
+                'identity.lookup looks up the phone external id: add an [[external_ids]] entry with type = "phone"'
+            )
+        return self
+
     def source_refs(self) -> set[str]:
         """Every value source the mapping reads."""
         refs = {*self.identity.anonymous_id, *self.identity.user_id}
         for prop in self.properties.values():
             refs.update(prop.from_)
+        for item in self.external_ids:
+            refs.update(item.from_)
         return refs
 
     def lint(self) -> list[str]:
@@ -177,6 +241,18 @@ class MappingSpec(_Strict):
                 findings.append(f"properties.{name}: property names should be snake_case")
             elif name in _RESERVED_PROPERTIES:
                 findings.append(f"properties.{name}: '{name}' is reserved by Segment's spec; rename it")
+        for index, item in enumerate(self.external_ids):
+            place = f"external_ids.{index}"
+            if item.type != item.type.lower():
+                findings.append(
+                    f"{place}.type: Segment external id types are lower case; write {item.type.lower()!r}, as the "
+                    "identifier is named in your Unify space"
+                )
+            if item.type == "phone" and not item.e164_only:
+                findings.append(
+                    f"{place}.e164_only: a phone identifier should set e164_only = true, so that client: and sip: "
+                    "identities are not sent as phone numbers"
+                )
         findings += self._unknown_params()
         return findings
 
@@ -184,6 +260,7 @@ class MappingSpec(_Strict):
         known = {*_KNOWN_PARAMS, *self.lint_.known_params, *(_snake(name) for name in self.lint_.known_params)}
         places = [("identity.anonymous_id", self.identity.anonymous_id), ("identity.user_id", self.identity.user_id)]
         places += [(f"properties.{name}.from", prop.from_) for name, prop in self.properties.items()]
+        places += [(f"external_ids.{index}.from", item.from_) for index, item in enumerate(self.external_ids)]
         findings = []
         for place, refs in places:
             for ref in refs:
@@ -202,7 +279,7 @@ class MappingSpec(_Strict):
 _KNOWN_KEYS = sorted(
     {
         alias or name
-        for model in (MappingSpec, PropertySpec, IdentitySpec, HashingSpec, LintSpec)
+        for model in (MappingSpec, PropertySpec, IdentitySpec, LookupSpec, ExternalIdSpec, HashingSpec, LintSpec)
         for name, info in model.model_fields.items()
         for alias in (info.alias,)
     }
@@ -239,7 +316,8 @@ def parse_mapping(document: Mapping[str, Any], source: str = "<mapping>") -> Map
 # ---------------------------------------------------------------------------------------------------------------
 # Compilation: sources become straight-line code over the decoded event, its data and its callback parameters.
 
-#: ``(anonymousId, userId, properties)``
+#: ``(anonymousId, userId, properties)``; the properties carry the ``context.externalIds`` entries, if any, under
+#: :data:`segment_bridge.external_ids.EXTERNAL_IDS`.
 Applied = tuple[str | None, str | None, dict[str, Any]]
 #: ``apply(event, data, parameters, raw)`` over what :attr:`CompiledMapping.decoder` returns; ``raw``, the event's
 #: JSON, is read only for a source that names a whole object the decoder keeps in part (``data:request``).
@@ -473,6 +551,7 @@ def _applier_body(spec: MappingSpec, decoder: CallEventDecoder) -> list[str]:
             value = f"_hash({value})"
         alternatives = [lines for ref in prop.from_ for lines in _alternatives(ref, "v", decoder)]
         body += _store_first_present(alternatives, "v", f"result[{name!r}] = {value}")
+    body += _external_ids_body(spec, decoder)
     for target, refs in (("anonymous", spec.identity.anonymous_id), ("user", spec.identity.user_id)):
         body.append(f"{target} = None")
         for index, ref in enumerate(refs):
@@ -483,6 +562,30 @@ def _applier_body(spec: MappingSpec, decoder: CallEventDecoder) -> list[str]:
             body += lookup if index == 0 else [f"if {target} is None:", *_indent(lookup)]
     body.append("return anonymous, user, result")
     return body
+
+
+# external_ids.is_e164 written out, so that the check costs no function call on every event.
+_E164_CHECK = "type(v) is str and 2 < len(v) < 17 and v[0] == '+' and v[1] != '0' and v[1:].isdigit() and v.isascii()"
+
+
+def _external_ids_body(spec: MappingSpec, decoder: CallEventDecoder) -> list[str]:
+    """Code that puts the ``context.externalIds`` entries under :data:`EXTERNAL_IDS` in ``result``, if any.
+
+    A value that is not a string or integer, or not an E.164 number for an ``e164_only`` entry, is left out; phone
+    numbers are hashed when the mapping hashes them. :func:`segment_bridge.translate` moves the list to the context.
+    """
+    if not spec.external_ids:
+        return []
+    body = ["external = []"]
+    for item in spec.external_ids:
+        check = _E164_CHECK if item.e164_only else "type(v) is str or type(v) is int"
+        identifier = "v" if item.e164_only else "str(v)"
+        if spec.hashing.phone_numbers and item.is_phone_number():
+            identifier = "_hash(v)"
+        entry = f"{{'id': {identifier}, 'type': {item.type!r}, 'collection': {item.collection!r}, 'encoding': 'none'}}"
+        alternatives = [lines for ref in item.from_ for lines in _alternatives(ref, "v", decoder)]
+        body += _store_first_present(alternatives, "v", f"if {check}: external.append({entry})")
+    return [*body, "if external:", f"    result[{EXTERNAL_IDS!r}] = external"]
 
 
 def _not_compiled(event: Any, data: Any, params: Any) -> Applied:
@@ -565,7 +668,9 @@ class CompiledMapping:
 
     def properties(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """The Segment properties of one event; absent values and empty strings are left out."""
-        return self.applied(event)[2]
+        properties = self.applied(event)[2]
+        properties.pop(EXTERNAL_IDS, None)
+        return properties
 
     def identity(self, event: Mapping[str, Any]) -> tuple[str | None, str | None]:
         """``(anonymousId, userId)`` as strings, hashed where the mapping says so; ``None`` when absent."""

@@ -53,6 +53,7 @@ from segment_bridge.checkpoint import (
 from segment_bridge.deadletter import DeadLetterWriter
 from segment_bridge.delivery import (
     DEFAULT_BATCH_MESSAGES,
+    BatchStage,
     Clock,
     DeliveryEngine,
     EngineThread,
@@ -234,6 +235,7 @@ def replay(
     clock: Clock = time.monotonic,
     summary: ReplaySummary | None = None,
     stop: threading.Event | None = None,
+    stage: BatchStage | None = None,
     pacer: Pacer | None = None,
 ) -> ReplaySummary:
     """Deliver the translations of an input stream, ``concurrency`` batches at a time.
@@ -262,6 +264,8 @@ def replay(
         stop: once set, no more input is read or sent; the batches in flight finish and are counted, the checkpoint
             is saved, and ``summary.interrupted`` is set. (A signal handler can set it: a ``KeyboardInterrupt``
             raised at any point of a threaded program may land inside the threading machinery itself.)
+        stage: runs on each batch right before it is sent (the identity lookup); a message it fails is not sent,
+            and is dead-lettered (or kept for the next run) with the stage's reason.
         pacer: the events/s limit and shared back-off after a 429 (a
             :class:`~segment_bridge.delivery.RatePacer`); none: unpaced.
 
@@ -307,6 +311,7 @@ def replay(
         clock=clock,
         executor=pool,
         share_duplicates=False,
+        stage=stage,
         pacer=pacer,
     )
     sender = EngineThread(engine, name="segment-bridge-replay-engine")
@@ -471,6 +476,15 @@ def _count(
 def _failure(outcome: MessageOutcome) -> Refusal:
     """The ``delivery_failed`` refusal of a message the engine could not deliver."""
     error = outcome.error
+    if outcome.reason is not None and error is not None:
+        # The batch stage kept it back (the identity lookup failed, with on_error = "retry"): its words, not HTTP's.
+        return Refusal(
+            RefusalReason.DELIVERY_FAILED,
+            f"not delivered: {error}",
+            "Not sent: replay the event from the dead-letter file once the customer database answers.",
+            outcome.call.event_id,
+            outcome.call.event_type,
+        )
     if isinstance(error, DeliveryError):
         return failure_refusal(outcome.call, error, outcome.attempts)
     return Refusal(

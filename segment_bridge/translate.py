@@ -33,6 +33,7 @@ from segment_bridge.events import (
     validation_problem,
     without_duplicate_keys,
 )
+from segment_bridge.external_ids import EXTERNAL_IDS
 from segment_bridge.mapping import CompiledMapping, load_mapping
 from segment_bridge.outcomes import Outcome, Refusal, RefusalReason, Translation
 from segment_bridge.track import MAX_MESSAGE_BYTES, MAX_MESSAGE_ID_LENGTH, TrackCall, message_id_for
@@ -308,11 +309,14 @@ def _map(event: Any, data: Any, params: Any, mapping: CompiledMapping, raw: byte
                 raw,
             )
     anonymous_id, user_id, properties = mapping.apply(event, data, params, raw)
+    # A fresh context per message: callers own their messages and may change them.
+    context: dict[str, Any] = {"library": {"name": _LIBRARY_NAME, "version": __version__}}
+    if EXTERNAL_IDS in properties:
+        context["externalIds"] = properties.pop(EXTERNAL_IDS)
     event_id = event.id
     event_type = event.type
     name = mapping.event_names.get(event_type)
     message_id = message_id_for(event.source, event_id, event_type, mapping.spec.message_id_prefix)
-    # A fresh context per message: callers own their messages and may change them.
     if name and user_id is None and anonymous_id is not None:  # the usual message, built in one go
         message: dict[str, Any] = {
             "type": "track",
@@ -320,7 +324,7 @@ def _map(event: Any, data: Any, params: Any, mapping: CompiledMapping, raw: byte
             "anonymousId": anonymous_id,
             "properties": properties,
             "timestamp": timestamp,
-            "context": {"library": {"name": _LIBRARY_NAME, "version": __version__}},
+            "context": context,
             "messageId": message_id,
         }
     else:
@@ -333,7 +337,7 @@ def _map(event: Any, data: Any, params: Any, mapping: CompiledMapping, raw: byte
             message["anonymousId"] = anonymous_id
         message["properties"] = properties
         message["timestamp"] = timestamp
-        message["context"] = {"library": {"name": _LIBRARY_NAME, "version": __version__}}
+        message["context"] = context
         message["messageId"] = message_id
     try:
         body = orjson.dumps(message)

@@ -9,7 +9,7 @@ import stat
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from segment_bridge.exceptions import ConfigurationError
 from segment_bridge.mapping import CompiledMapping, load_mapping
@@ -92,7 +92,11 @@ def summary_line(counts: Counter[str], reasons: Counter[str], first: str = "tran
     return ", ".join(parts) + (f" ({detail})" if detail else "")
 
 
-def _flush_quietly(out: IO[bytes]) -> None:
+class _Flushable(Protocol):
+    def flush(self) -> None: ...
+
+
+def _flush_quietly(out: _Flushable) -> None:
     """Flush what was translated before the run stopped; a reader that went away is no longer told anything."""
     try:
         out.flush()

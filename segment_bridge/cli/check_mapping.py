@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import IO
 
 from segment_bridge.cli._common import _PROG, EXIT_OK, EXIT_REFUSED, _hash_key
+from segment_bridge.identity import IDENTITY_URL_ENV, lookup_from_env
 from segment_bridge.mapping import load_mapping
 
 _CHECK_EPILOG = """\
@@ -17,7 +19,8 @@ Validates the file (an unknown key or a typo names the file and the key) and lin
 spec (Title Case "Object Action" event names, snake_case property names) and Twilio's status-callback
 parameters (a param: source Twilio does not document; [lint] known_params names newer ones). A mapping that
 hashes phone numbers needs its key where it runs: without SEGMENT_BRIDGE_HASH_KEY or --hash-key-file that is a
-finding too.
+finding too. With SEGMENT_BRIDGE_IDENTITY_URL set, a mapping's [identity.lookup] query is run once against
+that database (no phones), as the other commands do at start.
 
 exit status: 0 valid and clean, 1 valid with lint findings, 2 invalid or unreadable.
 """
@@ -33,6 +36,11 @@ def _run_check_mapping(args: argparse.Namespace, err: IO[str]) -> int:
             "hashing.phone_numbers is on but no hash key is given, so this mapping will not load: set "
             "SEGMENT_BRIDGE_HASH_KEY or pass --hash-key-file PATH (here too, to check it)"
         )
+    if mapping.spec.identity.lookup is not None and os.environ.get(IDENTITY_URL_ENV, "").strip():
+        # The query against the database the commands would use: one line and exit 2 when it cannot work.
+        lookup = lookup_from_env(os.environ, mapping)
+        if lookup is not None:
+            lookup.close()
     for finding in findings:
         print(f"{mapping.source}: {finding}", file=err)
     if findings:

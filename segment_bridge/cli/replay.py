@@ -9,7 +9,7 @@ import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from segment_bridge.cli._common import (
     _PROG,
@@ -41,10 +41,15 @@ from segment_bridge.delivery import (
 )
 from segment_bridge.delivery.pacing import RatePacer
 from segment_bridge.exceptions import ConfigurationError
+from segment_bridge.identity import identity_stage, lookup_from_env
+from segment_bridge.mapping import CompiledMapping
 from segment_bridge.outcomes import Refusal
 from segment_bridge.replay import ReplaySummary, replay_files
 from segment_bridge.settings import REPLAY_MAX_RATE, Settings, max_rate_setting, parse_max_rate
 from segment_bridge.track import MAX_BATCH_MESSAGES
+
+if TYPE_CHECKING:
+    from segment_bridge.identity import UserIdLookup
 
 _REPLAY_EPILOG = """\
 examples:
@@ -114,6 +119,16 @@ def _run_replay(args: argparse.Namespace, err: IO[str]) -> int:
         raise ConfigurationError("--checkpoint needs named input files: standard input cannot be resumed")
     _check_paths(args)
     mapping = load_mapping_from_args(args, err)
+    lookup = lookup_from_env(os.environ, mapping)  # checked now: a query that fails stops the run before it starts
+    try:
+        return _replay(args, mapping, lookup, err)
+    finally:
+        if lookup is not None:
+            print(f"{_PROG}: {lookup.counters.describe()}", file=err)
+            lookup.close()
+
+
+def _replay(args: argparse.Namespace, mapping: CompiledMapping, lookup: UserIdLookup | None, err: IO[str]) -> int:
     pacer = _pacer(args)
     transport, verb = _replay_transport(args)
     names = args.files or ["-"]
@@ -156,6 +171,7 @@ def _run_replay(args: argparse.Namespace, err: IO[str]) -> int:
             on_failure=report_failure,
             summary=summary,
             stop=stop,
+            stage=identity_stage(lookup),
             pacer=pacer,
             on_open=meter.opened,
         )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections import Counter
 from datetime import UTC, datetime
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from segment_bridge.cli._common import (
     _PROG,
@@ -29,9 +30,18 @@ from segment_bridge.cli._common import (
 from segment_bridge.cli.summary_json import build_summary, input_states, write_summary
 from segment_bridge.deadletter import DeadLetterWriter
 from segment_bridge.exceptions import ConfigurationError
+from segment_bridge.identity import lookup_from_env
+from segment_bridge.mapping import CompiledMapping
 from segment_bridge.outcomes import Outcome
 from segment_bridge.sources import iter_records
+from segment_bridge.track import TrackCall
 from segment_bridge.translate import translate_record
+
+if TYPE_CHECKING:
+    from segment_bridge.identity import UserIdLookup
+
+#: Calls looked up together by ``translate`` when the identity lookup is on: one query each, as a replay batch.
+LOOKUP_GROUP = 500
 
 _TRANSLATE_EPILOG = """\
 examples:
@@ -51,10 +61,50 @@ summary.
 """
 
 
+class _Output:
+    """Where track messages go: straight to ``out``, or, with the identity lookup on, looked up in groups.
+
+    Up to :data:`LOOKUP_GROUP` calls are looked up together (one query per group, as for a delivery batch).
+    """
+
+    def __init__(self, out: IO[bytes], lookup: UserIdLookup | None) -> None:
+        self._out = out
+        self._lookup = lookup
+        self._pending: list[TrackCall] = []
+
+    def write(self, call: TrackCall) -> None:
+        """Write one call's message, or keep it for the next lookup."""
+        if self._lookup is None:
+            self._out.write(call.body + b"\n")
+            return
+        self._pending.append(call)
+        if len(self._pending) >= LOOKUP_GROUP:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is waiting (looked up first), then flush the stream."""
+        if self._lookup is not None and self._pending:
+            calls, self._pending = self._pending, []
+            for item in self._lookup.enrich(calls):
+                # A lookup that failed under on_error = "retry" has nothing to retry here: the call as it was.
+                self._out.write((item if isinstance(item, TrackCall) else item.call).body + b"\n")
+        self._out.flush()
+
+
 def _run_translate(args: argparse.Namespace, out: IO[bytes], err: IO[str]) -> int:
     _check_outputs_are_not_inputs(args)
     _check_paths(args)
     mapping = load_mapping_from_args(args, err)
+    lookup = lookup_from_env(os.environ, mapping)
+    try:
+        return _translate(args, mapping, _Output(out, lookup), err)
+    finally:
+        if lookup is not None:
+            print(f"{_PROG}: {lookup.counters.describe()}", file=err)
+            lookup.close()
+
+
+def _translate(args: argparse.Namespace, mapping: CompiledMapping, output: _Output, err: IO[str]) -> int:
     counts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     dead_letter = DeadLetterWriter(args.dead_letter) if args.dead_letter else None
@@ -69,7 +119,7 @@ def _run_translate(args: argparse.Namespace, out: IO[bytes], err: IO[str]) -> in
             for translation in translate_record(record.raw, mapping):
                 counts[translation.outcome] += 1
                 if translation.track is not None:
-                    out.write(translation.track.body + b"\n")
+                    output.write(translation.track)
                 elif translation.refusal is not None:
                     reasons[translation.refusal.reason] += 1
                     if not args.quiet:
@@ -77,14 +127,14 @@ def _run_translate(args: argparse.Namespace, out: IO[bytes], err: IO[str]) -> in
                     if dead_letter is not None:
                         dead_letter.write(translation.refusal, translation.event)
             settled = ends[record.file_index] = record.position
-        out.flush()
+        output.flush()
     except ConfigurationError as error:  # an input unreadable part-way through, a dead-letter file not writable
-        _flush_quietly(out)
+        _flush_quietly(output)
         print(f"{_PROG}: error: {error}", file=err)
         error_line = str(error)
         status = EXIT_USAGE
     except KeyboardInterrupt:
-        _flush_quietly(out)
+        _flush_quietly(output)
         print(f"{_PROG}: interrupted", file=err)
         status = EXIT_INTERRUPTED
     except BrokenPipeError:

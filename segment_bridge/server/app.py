@@ -61,6 +61,7 @@ from segment_bridge.delivery.engine import DeliveryEngine
 from segment_bridge.delivery.hooks import EngineMetrics, MessageStatus
 from segment_bridge.delivery.pacing import RatePacer
 from segment_bridge.exceptions import DeliveryError, MissingExtraError, PermanentDeliveryError, RetryableDeliveryError
+from segment_bridge.identity import identity_stage, lookup_from_env
 from segment_bridge.outcomes import Outcome, Refusal, RefusalReason, Translation
 from segment_bridge.server.config import ServerConfig
 from segment_bridge.server.handling import (
@@ -144,6 +145,7 @@ class _Bridge:
         transport: Transport | None,
         mapping: CompiledMapping | None,
         policy: RetryPolicy | None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         from segment_bridge.deadletter import DeadLetterWriter
         from segment_bridge.delivery import RetryPolicy as _RetryPolicy
@@ -158,7 +160,11 @@ class _Bridge:
         self.settings = settings
         hash_key = config.hash_key.get_secret_value().encode() if config.hash_key is not None else None
         self.mapping = mapping if mapping is not None else load_mapping(settings.mapping, hash_key=hash_key)
+        #: The userId lookup (SEGMENT_BRIDGE_IDENTITY_URL), checked against the database now; None when off.
+        self.lookup = lookup_from_env(os.environ if environ is None else environ, self.mapping)
         self.metrics = _Metrics()
+        if self.lookup is not None:
+            self.metrics.watch_identity(self.lookup)
         # One limit for every request of this process: Segment's allowance is the workspace's (README: Pacing).
         self.pacer = RatePacer(config.max_rate, learn=False)
         self.metrics.watch_pacer(self.pacer)
@@ -212,6 +218,7 @@ class _Bridge:
             max_in_flight=self.config.max_in_flight,
             attempt_reserve=_ATTEMPT_RESERVE,
             metrics=_BatchWatch(self._on_batch),
+            stage=identity_stage(self.lookup),
             pacer=self.pacer,
         )
         if self.config.insecure_no_signature:
@@ -234,6 +241,7 @@ class _Bridge:
                 public_url=_safe_url(self.config.public_url),
                 signature=not self.config.insecure_no_signature,
                 delivery_budget=self.config.delivery_budget,
+                identity_lookup=self.lookup.url if self.lookup is not None else None,
             )
         )
 
@@ -500,6 +508,11 @@ class _Bridge:
                 report.hint = (
                     f"Segment rejected the batch ({cause}): check the write key, region and host. Twilio will retry it."
                 )
+            elif outcome.reason is not None:
+                # The batch stage kept it back (the identity lookup failed, on_error = "retry"): never sent.
+                not_accepted += 1
+                report.outcome, report.reason = "failed", outcome.reason
+                report.hint = "The customer database did not answer the userId lookup; Twilio will retry it."
             else:
                 not_accepted += 1
                 timed_out = outcome.status is MessageStatus.TIMED_OUT
@@ -709,7 +722,7 @@ def create_app(
         raise MissingExtraError("server", "segment-bridge serve") from None
     if config is None:
         config = ServerConfig.from_env(os.environ if environ is None else environ)
-    bridge = _Bridge(settings, config, transport=transport, mapping=mapping, policy=policy)
+    bridge = _Bridge(settings, config, transport=transport, mapping=mapping, policy=policy, environ=environ)
     bridge.sink_validator = SinkValidator.from_env(
         os.environ if environ is None else environ, config.public_url, config.auth_token
     )

@@ -16,6 +16,7 @@ from segment_bridge.track import TrackCall
 if TYPE_CHECKING:
     from segment_bridge.delivery import Transport
     from segment_bridge.delivery.pacing import RatePacer
+    from segment_bridge.identity import UserIdLookup
 
 
 class _Metrics:
@@ -91,6 +92,10 @@ class _Metrics:
         self._event_children: dict[tuple[str, str], Any] = {}
         self._response_children: dict[int, Any] = {}
         self._segment_children: dict[str, Any] = {}
+
+    def watch_identity(self, lookup: UserIdLookup) -> None:
+        """Export the userId lookup's counters (read at each scrape)."""
+        self.registry.register(_IdentityCollector(lookup))
 
     def count_event(self, outcome: str, reason: str) -> None:
         child = self._event_children.get((outcome, reason))
@@ -176,3 +181,35 @@ class _InstrumentedTransport:
 
     def close(self) -> None:
         self.inner.close()
+
+
+class _IdentityCollector:
+    """``segment_bridge_identity_lookups_total{result}`` and ``segment_bridge_identity_queries_total``."""
+
+    def __init__(self, lookup: UserIdLookup) -> None:
+        self._lookup = lookup
+
+    def describe(self) -> list[Any]:
+        return []  # the families are only known at collection; nothing to register up front
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily
+
+        counters = self._lookup.counters
+        calls = CounterMetricFamily(
+            "segment_bridge_identity_lookups",
+            "Calls looked up in the customer table, by result (identity_lookup_failed: sent without userId, or kept "
+            "back with on_error = retry).",
+            labels=["result"],
+        )
+        for result, count in (
+            ("found", counters.hits),
+            ("not_found", counters.misses),
+            ("conflict", counters.conflicts),
+            ("identity_lookup_failed", counters.failed),
+        ):
+            calls.add_metric([result], count)
+        yield calls
+        yield CounterMetricFamily(
+            "segment_bridge_identity_queries", "Queries sent to the customer table.", value=counters.queries
+        )

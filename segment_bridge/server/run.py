@@ -25,6 +25,8 @@ from segment_bridge.server.metrics import _Metrics
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
+    from segment_bridge.settings import Settings
+
 
 _SERVE_ENV = "_SEGMENT_BRIDGE_SERVE_ARGS"
 _SERVE_KEYS = (
@@ -139,6 +141,8 @@ def _serve(args: argparse.Namespace) -> int:
         "http": uvicorn_http_protocol(config),
     }
     if workers > 1:
+        # Each worker checks the identity lookup as it starts; the parent checks it first, to stop in one line.
+        _check_identity_lookup(settings, config)
         os.environ[_SERVE_ENV] = _worker_options(args, config)
         uvicorn.run("segment_bridge.server:app_from_environment", factory=True, workers=workers, **common)
         return 0
@@ -163,6 +167,19 @@ def _serve(args: argparse.Namespace) -> int:
     status = 130 if signal.SIGINT in received else 0
     logger.info(_line("exit", signal=signal.Signals(received[-1]).name if received else None, status=status))
     return status
+
+
+def _check_identity_lookup(settings: Settings, config: ServerConfig) -> None:
+    """Raise ``ConfigurationError`` when SEGMENT_BRIDGE_IDENTITY_URL is set and the lookup cannot work."""
+    from segment_bridge.identity import IDENTITY_URL_ENV, lookup_from_env
+    from segment_bridge.mapping import load_mapping
+
+    if not os.environ.get(IDENTITY_URL_ENV, "").strip():
+        return
+    hash_key = config.hash_key.get_secret_value().encode() if config.hash_key is not None else None
+    lookup = lookup_from_env(os.environ, load_mapping(settings.mapping, hash_key=hash_key))
+    if lookup is not None:
+        lookup.close()
 
 
 def _logging_summary(app: Starlette) -> Starlette:

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from segment_bridge.external_ids import EXTERNAL_IDS, is_e164
 from segment_bridge.mapping import CompiledMapping, MappingSpec, parse_mapping
 from segment_bridge.mapping import load_mapping as load
 
@@ -47,6 +48,11 @@ MIXED = parse_mapping(
             "lower": {"from": ["param:lowercase"]},
             "cloudevent_id": {"from": ["event:id"]},
         },
+        "external_ids": [
+            {"type": "phone", "from": ["param:Nope", "derived:customer_phone"], "e164_only": True},
+            {"type": "callee", "from": ["param:To"], "collection": "people"},
+            {"type": "account", "from": ["param:AccountSid", "data:sid"]},
+        ],
     }
 )
 
@@ -124,6 +130,15 @@ def reference(
             continue
         value = _to_int(value) if prop.type == "int" else str(value) if prop.type == "string" else value
         properties[name] = _hash(value) if hashing and prop.pii == "phone" else value
+    external = []
+    for item in spec.external_ids:
+        value = _first(item.from_, event, data, params)
+        if (is_e164(value) if item.e164_only else type(value) in (str, int)) and value is not None:
+            hashed = hashing and (item.e164_only or any(ref in PHONE_SOURCES for ref in item.from_))
+            identifier = _hash(value) if hashed else str(value)
+            external.append({"id": identifier, "type": item.type, "collection": item.collection, "encoding": "none"})
+    if external:
+        properties[EXTERNAL_IDS] = external
     ids: list[str | None] = []
     for refs in (spec.identity.anonymous_id, spec.identity.user_id):
         found = None
@@ -216,7 +231,9 @@ def test_properties_and_identity_of_one_decoded_event(spec: MappingSpec) -> None
     event = load_event("real_inbound_answered.json")
     event["partnerext"] = "acme"
     expected = reference(spec, event, event["data"], event["data"]["request"]["parameters"])
-    assert repr(compiled.properties(event)) == repr(expected[2])
+    # properties() is what Segment gets: the external ids apply() carries are moved to context.externalIds.
+    properties = {name: value for name, value in expected[2].items() if name != EXTERNAL_IDS}
+    assert repr(compiled.properties(event)) == repr(properties)
     assert compiled.identity(event) == expected[:2]
 
 
