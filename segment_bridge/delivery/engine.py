@@ -87,6 +87,8 @@ DEFAULT_LINGER = 0.005
 DEFAULT_MAX_LINGER = 0.02
 #: Batches posted at once (one worker thread each).
 DEFAULT_MAX_IN_FLIGHT = 4
+#: How often a worker waiting for the pacer checks that the engine's loop still runs.
+_LOOP_CHECK_SECONDS = 0.25
 
 
 class _Observed:
@@ -526,7 +528,21 @@ class DeliveryEngine:
         assert pacer is not None  # noqa: S101 - only called with a pacer
 
         def acquire(calls: Sequence[TrackCall]) -> bool:
-            return asyncio.run_coroutine_threadsafe(pacer.acquire(len(calls), deadline), loop).result()
+            acquiring = pacer.acquire(len(calls), deadline)
+            try:
+                waiting = asyncio.run_coroutine_threadsafe(acquiring, loop)
+            except RuntimeError:  # the loop is closed (shutting down): send nothing more
+                acquiring.close()
+                return False
+            # Not a bare result(): a loop stopped meanwhile (a second Ctrl-C while closing) never answers, and this
+            # worker would block the pool's shutdown for good.
+            while True:
+                try:
+                    return waiting.result(timeout=_LOOP_CHECK_SECONDS)
+                except concurrent.futures.TimeoutError:
+                    if loop.is_closed() or not loop.is_running():
+                        waiting.cancel()
+                        return False
 
         return acquire
 

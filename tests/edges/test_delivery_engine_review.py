@@ -99,3 +99,43 @@ def test_an_engine_thread_closed_after_its_transport_crashed_leaves_no_thread_be
     sender.close()  # twice: nothing left to do
     left = [thread for thread in threading.enumerate() if thread not in before and thread.is_alive()]
     assert left == []
+
+
+def test_a_worker_waiting_for_the_pacer_gives_up_when_the_loop_stops() -> None:
+    # A second Ctrl-C while replay closes stops the engine's loop: a worker waiting for the pacer's answer must not
+    # block the pool's shutdown for good.
+    class NeverAcquires:
+        async def acquire(self, messages: int, deadline: float | None) -> bool:
+            await asyncio.Event().wait()
+            return True
+
+        def pause(self, retry_after: float | None, events: int) -> None:
+            pass
+
+    engine = DeliveryEngine(Accepting(), EXACT, pacer=NeverAcquires())
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever)
+    runner.start()
+    answers: list[bool] = []
+    worker = threading.Thread(
+        target=lambda: answers.append(engine._before_attempt(loop, None)([make_call(1)])), daemon=True
+    )
+    worker.start()
+    try:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(timeout=5)
+        worker.join(timeout=5)
+        assert not worker.is_alive()
+        assert answers == [False]
+    finally:
+        if runner.is_alive():
+            loop.call_soon_threadsafe(loop.stop)
+            runner.join(timeout=5)
+        # The worker cancelled its wait; let the stopped loop see that before it is closed.
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.close()
+    closed = engine._before_attempt(loop, None)  # a closed loop: nothing more is sent, at once
+    assert closed([make_call(2)]) is False
