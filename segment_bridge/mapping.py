@@ -5,9 +5,9 @@ which properties, how identity is chosen, and whether phone numbers are hashed. 
 file strictly (an unknown key or a typo is an error naming the file and the key) and lints it against Segment's
 naming spec, then compiles it into one function over the decoded event, so applying it costs a few attribute reads.
 
-Near 600 lines for a reason: the file's schema (the ``*Spec`` models), the source paths it may name and the code
-generated from them must agree on every path, so they change together here; the decoder they read is
-:mod:`segment_bridge.events`.
+About 700 lines for a reason: the file's schema (the ``*Spec`` models, external ids and the identity lookup's
+settings included), the source paths it may name and the code generated from them must agree on every path, so they
+change together here; the decoder they read is :mod:`segment_bridge.events`.
 """
 
 from __future__ import annotations
