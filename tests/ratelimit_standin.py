@@ -20,16 +20,13 @@ The bucket holds ``capacity`` events (default one second's worth) and starts ful
 from __future__ import annotations
 
 import math
-import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-from standin import StandIn
+from standin import StandIn, StandInProcess
 
 __all__ = ["RateLimitedStandIn", "RateLimitedStandInProcess"]
 
@@ -110,45 +107,17 @@ class RateLimitedStandIn(StandIn):
         return counts
 
 
-class RateLimitedStandInProcess:
+class RateLimitedStandInProcess(StandInProcess):
     """A :class:`RateLimitedStandIn` in its own process (benchmarks: its work shares no GIL with the sender).
 
     It prints its URL, then serves until its standard input closes; use it as a context manager.
     """
 
     def __init__(self, write_key: str, *, rate: float, capacity: float | None = None, latency: float = 0.0) -> None:
-        command = [sys.executable, __file__, "--write-key", write_key, "--rate", str(rate), "--latency", str(latency)]
+        arguments = [__file__, "--write-key", write_key, "--rate", str(rate), "--latency", str(latency)]
         if capacity is not None:
-            command += ["--capacity", str(capacity)]
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        self.url = self.process.stdout.readline().strip()
-        if not self.url:
-            self.close()
-            raise RuntimeError("the stand-in process did not start")
-
-    def stats(self) -> dict[str, Any]:
-        """The stand-in's counters (``GET /__standin/stats``)."""
-        with urllib.request.urlopen(self.url + "/__standin/stats", timeout=10) as answer:  # noqa: S310 - 127.0.0.1
-            return dict(orjson.loads(answer.read()))
-
-    def close(self) -> None:
-        """Stop the process: closing its stdin ends it; kill it if it does not end in time."""
-        if self.process.stdin is not None and not self.process.stdin.closed:
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-    def __enter__(self) -> RateLimitedStandInProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+            arguments += ["--capacity", str(capacity)]
+        self._start(arguments)
 
 
 def main(argv: list[str]) -> int:

@@ -441,23 +441,18 @@ class StandInProcess:
     """
 
     def __init__(self, write_key: str, *, latency: float = 0.0, fault_rate: float = 0.0) -> None:
+        self._start([__file__, "--write-key", write_key, "--latency", str(latency), "--fault-rate", str(fault_rate)])
+
+    def _start(self, arguments: list[str]) -> None:
+        """Run ``python ARGUMENTS`` (a stand-in script) and read the URL it prints first."""
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--write-key", write_key, "--latency", str(latency),
-             "--fault-rate", str(fault_rate)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
+            [sys.executable, *arguments], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         assert self.process.stdout is not None
         self.url = self.process.stdout.readline().strip()
         if not self.url:
             self.close()
             raise RuntimeError("the stand-in process did not start")
-
-    def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Block until no request is being handled (all answered or dropped); False on timeout."""
-        with self._changed:
-            return self._changed.wait_for(lambda: self._in_flight == 0, timeout=timeout)
 
     def stats(self) -> dict[str, int]:
         """The stand-in's counters (``GET /__standin/stats``)."""
@@ -473,6 +468,8 @@ class StandInProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
     def __enter__(self) -> StandInProcess:
         return self
