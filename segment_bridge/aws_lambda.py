@@ -23,6 +23,7 @@ the mapping, retry policy and dead-letter file are built then and reused. A misc
 ``SEGMENT_HOST``, ``SEGMENT_REGION``  Segment endpoint, as for the CLI (``eu`` for EU workspaces)
 ``SEGMENT_BRIDGE_MAPPING``          a mapping file replacing the packaged default
 ``SEGMENT_BRIDGE_HASH_KEY``         HMAC key, when the mapping hashes phone numbers
+``SEGMENT_BRIDGE_IDENTITY_URL``     database to look ``userId`` up in (``[identity]`` extra); unset: no lookup
 ``SEGMENT_BRIDGE_DEAD_LETTER``      JSON Lines file for refused events (same format ``replay`` reads); unset: log only
 ``SEGMENT_BRIDGE_MAX_ATTEMPTS``     attempts per batch within one invocation, default 4
 ``SEGMENT_BRIDGE_RETRY_BACKOFF``    first backoff wait in seconds (doubles, plus as much jitter), default 0.5

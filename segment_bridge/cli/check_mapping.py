@@ -20,7 +20,7 @@ spec (Title Case "Object Action" event names, snake_case property names) and Twi
 parameters (a param: source Twilio does not document; [lint] known_params names newer ones). A mapping that
 hashes phone numbers needs its key where it runs: without SEGMENT_BRIDGE_HASH_KEY or --hash-key-file that is a
 finding too. With SEGMENT_BRIDGE_IDENTITY_URL set, a mapping's [identity.lookup] query is run once against
-that database (no phones), as the other commands do at start.
+that database (no phones), as the other commands do at start; a mapping without one is a finding then.
 
 exit status: 0 valid and clean, 1 valid with lint findings, 2 invalid or unreadable.
 """
@@ -36,7 +36,14 @@ def _run_check_mapping(args: argparse.Namespace, err: IO[str]) -> int:
             "hashing.phone_numbers is on but no hash key is given, so this mapping will not load: set "
             "SEGMENT_BRIDGE_HASH_KEY or pass --hash-key-file PATH (here too, to check it)"
         )
-    if mapping.spec.identity.lookup is not None and os.environ.get(IDENTITY_URL_ENV, "").strip():
+    identity_url_set = bool(os.environ.get(IDENTITY_URL_ENV, "").strip())
+    if identity_url_set and mapping.spec.identity.lookup is None:
+        # Valid, but translate, replay and serve refuse to start with it while the URL is set: say so before they do.
+        findings.append(
+            f"{IDENTITY_URL_ENV} is set but this mapping has no [identity.lookup] query, so translate, replay and "
+            f"serve will not start with it: add one (README, 'Linking calls to your customers') or unset the URL"
+        )
+    if mapping.spec.identity.lookup is not None and identity_url_set:
         # The query against the database the commands would use: one line and exit 2 when it cannot work.
         lookup = lookup_from_env(os.environ, mapping)
         if lookup is not None:

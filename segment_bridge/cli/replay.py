@@ -67,7 +67,9 @@ deterministic, so Segment drops what it already has; --checkpoint skips what a k
 finished. --summary-json PATH leaves the run's counts and positions as JSON for an orchestrator.
 
 The write key comes from SEGMENT_WRITE_KEY or the file named by SEGMENT_WRITE_KEY_FILE / --write-key-file, never
-from the command line. --dry-run and --out need none.
+from the command line. --dry-run and --out need none. With SEGMENT_BRIDGE_IDENTITY_URL set (a database URL,
+[identity] extra), each batch's userIds are looked up with the mapping's [identity.lookup] query before it is sent
+(README: "Linking calls to your customers").
 
 exit status: 0 all delivered or acknowledged, 1 some refused, 2 usage or configuration error or an
 unreadable input or output path (all checked before anything is sent; a read error part-way through settles what

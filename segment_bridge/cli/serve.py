@@ -46,8 +46,11 @@ delivered, acknowledged or refused and recorded; 503/429 when Twilio should retr
 drop. See docs/webhook.md.
 
 environment: TWILIO_AUTH_TOKEN (or TWILIO_AUTH_TOKEN_FILE), SEGMENT_WRITE_KEY (or SEGMENT_WRITE_KEY_FILE),
-SEGMENT_BRIDGE_PUBLIC_URL, SEGMENT_HOST, SEGMENT_REGION, SEGMENT_BRIDGE_MAPPING, SEGMENT_BRIDGE_HASH_KEY;
-TWILIO_SECONDARY_AUTH_TOKEN and SEGMENT_BRIDGE_SHARED_KEYS (each or its _FILE) for token rotation and shared keys.
+SEGMENT_BRIDGE_PUBLIC_URL, SEGMENT_HOST, SEGMENT_REGION, SEGMENT_BRIDGE_MAPPING, SEGMENT_BRIDGE_HASH_KEY,
+SEGMENT_BRIDGE_MAX_RATE; TWILIO_SECONDARY_AUTH_TOKEN and SEGMENT_BRIDGE_SHARED_KEYS (each or its _FILE) for token
+rotation and shared keys; SEGMENT_BRIDGE_IDENTITY_URL to look userIds up in your customer table ([identity] extra);
+TWILIO_ACCOUNT_SID with the Auth Token or TWILIO_API_KEY/TWILIO_API_SECRET to validate a new sink on its test event
+itself ([twilio] extra).
 
 exit status: 0 stopped by SIGTERM after draining, 130 stopped by Ctrl-C after draining (both log the counts),
 2 usage or configuration error (a missing secret, an address in use).

@@ -52,7 +52,9 @@ examples:
 Each translated event becomes one line on stdout: exactly the JSON object that goes into a Segment /v1/batch
 request's batch[]. Each refused event is one line on stderr (reason, id, type, what to do), and with
 --dead-letter also a JSON Lines record that `segment-bridge replay` accepts once the cause is fixed.
-A one-line summary ends the run on stderr.
+A one-line summary ends the run on stderr. With SEGMENT_BRIDGE_IDENTITY_URL set (a database URL, [identity]
+extra), each call's userId is looked up in your customer table with the mapping's [identity.lookup] query (README:
+"Linking calls to your customers"), 500 calls per query, and a second line counts the lookups.
 
 exit status: 0 all translated or acknowledged, 1 some refused, 2 usage or configuration error or an
 unreadable input or --dead-letter path (checked before anything is read; a read error part-way through stops

@@ -19,6 +19,7 @@ The pool checks a connection before use (``pool_pre_ping``) and a query that mee
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -55,9 +56,24 @@ class QueryFailed(Exception):
         self.timeout = timeout
 
 
+# Query parameters that carry a credential: libpq reads ``?password=``, other drivers take tokens and keys there.
+_SECRET_PARAMETER = re.compile(r"pass|pwd|secret|token|key|credential", re.IGNORECASE)
+
+
 def redacted_url(url: URL) -> str:
-    """The URL as it may be logged: the password hidden."""
-    return url.render_as_string(hide_password=True)
+    """The URL as it may be logged: the password hidden, in the user part and in the query string."""
+    hidden = {name: "***" for name in url.query if _SECRET_PARAMETER.search(name)}
+    rendered = url.update_query_dict(hidden).render_as_string(hide_password=True)
+    return rendered.replace("=%2A%2A%2A", "=***")  # the query string is rendered percent-encoded
+
+
+def _secret_values(url: URL) -> list[str]:
+    """The password and any credential in the query string, to scrub from a driver's words."""
+    values = [url.password] if isinstance(url.password, str) and url.password else []
+    for name, value in url.query.items():
+        if _SECRET_PARAMETER.search(name):
+            values.extend(v for v in ([value] if isinstance(value, str) else value) if v)
+    return values
 
 
 class PhoneDatabase:
@@ -72,7 +88,7 @@ class PhoneDatabase:
                 "SEGMENT_BRIDGE_IDENTITY_URL is not a database URL (dialect+driver://user:password@host/database)"
             ) from None
         self.timeout = timeout
-        self._password = self.url.password if isinstance(self.url.password, str) else None
+        self._secrets = _secret_values(self.url)
         # Typed: the check's empty list is rendered as an empty set of strings (untyped, PostgreSQL reads integers).
         self._statement: TextClause = text(query).bindparams(bindparam("phones", expanding=True, type_=String()))
         self._native_timeout = False
@@ -218,8 +234,8 @@ class PhoneDatabase:
 
     def _scrub(self, words: str, phones: Iterable[str] = ()) -> str:
         # Drivers do not echo passwords or bound values as a rule; this makes sure of it for those that might.
-        if self._password:
-            words = words.replace(self._password, "***")
+        for secret in self._secrets:
+            words = words.replace(secret, "***")
         for phone in phones:
             if phone in words:
                 words = words.replace(phone, "<phone>")
