@@ -192,3 +192,14 @@ def _run_status(*, interrupted: bool, error: bool, output_closed: bool) -> str:
     if error:
         return "error"
     return "interrupted" if interrupted else "completed"
+
+
+def disk_size(name: str) -> int | None:
+    """Input ``name``'s size on disk (compressed, for ``.gz``); ``None`` for stdin, a pipe or an unreadable path."""
+    if name == "-":
+        return None
+    try:
+        status = os.stat(name)
+    except OSError:
+        return None
+    return status.st_size if stat.S_ISREG(status.st_mode) else None

@@ -17,13 +17,13 @@ Nothing is drawn when disabled (standard error is not a terminal, or ``--quiet``
 
 from __future__ import annotations
 
-import os
-import stat
 import time
 from collections.abc import Callable, Sequence
 from typing import IO, BinaryIO, Protocol
 
 from tqdm import tqdm
+
+from segment_bridge.cli._common import disk_size
 
 __all__ = ["Counts", "InputMeter", "ReplayProgress"]
 
@@ -62,16 +62,6 @@ class Counts(Protocol):
         ...
 
 
-def _disk_size(name: str) -> int | None:
-    if name == "-":
-        return None
-    try:
-        status = os.stat(name)
-    except OSError:
-        return None
-    return status.st_size if stat.S_ISREG(status.st_mode) else None
-
-
 class InputMeter:
     """How far reading got in the inputs' bytes on disk; pass :meth:`opened` as ``iter_records``' ``on_open``.
 
@@ -80,7 +70,7 @@ class InputMeter:
     """
 
     def __init__(self, names: Sequence[str]) -> None:
-        self.sizes = [_disk_size(name) for name in names]
+        self.sizes = [disk_size(name) for name in names]
         self._files: dict[int, BinaryIO] = {}
         self._current = -1
 

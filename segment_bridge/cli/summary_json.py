@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from segment_bridge.cli._common import disk_size
 from segment_bridge.exceptions import ConfigurationError
 
 __all__ = ["SUMMARY_VERSION", "InputState", "build_summary", "input_states", "write_summary"]
@@ -58,16 +58,6 @@ class InputState:
     complete: bool
 
 
-def _size(name: str) -> int | None:
-    if name == "-":
-        return None
-    try:
-        status = os.stat(name)
-    except OSError:
-        return None
-    return status.st_size if stat.S_ISREG(status.st_mode) else None
-
-
 def input_states(
     names: Sequence[str], settled: Position | None, *, finished: bool, ends: Mapping[int, Position] | None = None
 ) -> list[InputState]:
@@ -90,7 +80,7 @@ def input_states(
         else:
             end = ends.get(index) if complete else None
             through = end[1:] if end is not None else None
-        states.append(InputState(name, _size(name), through, complete))
+        states.append(InputState(name, disk_size(name), through, complete))
     return states
 
 
